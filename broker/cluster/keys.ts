@@ -1,0 +1,71 @@
+/**
+ * Every Redis key thingmesh owns is built here, and nowhere else.
+ *
+ * All keys share one hash tag, `{<cluster>}`, so multi-key Lua scripts stay
+ * legal on a sharded Redis and two clusters can share one Redis. The full
+ * list, with types and lifetimes, is in docs/architecture.md.
+ */
+export interface Keys {
+  readonly prefix: string
+  /** HASH topic -> encoded retained packet. */
+  readonly retained: string
+  /** HASH brokerId -> JSON member record (see membership.ts). */
+  readonly nodes: string
+  /** ZSET brokerId -> last heartbeat (Redis server time, ms). */
+  readonly alive: string
+  /** SET of brokerIds declared dead whose wills are not all published yet. */
+  readonly dead: string
+  /** HASH clientId -> "brokerId|epoch|state": who holds each client's connection. */
+  readonly owners: string
+  /** STRING counter: connection epochs, strictly increasing across the cluster. */
+  readonly epoch: string
+  /** HASH clientId -> JSON will record {brokerId, packet}. */
+  readonly wills: string
+  /** SET of clientIds whose will is held by a broker. */
+  willsOf(brokerId: string): string
+  /** SET of clientIds that have stored subscriptions. */
+  readonly subClients: string
+  /** STRING counter bumped with every subscription change (index version). */
+  readonly subVersion: string
+  /** HASH topic filter -> JSON {qos, rh, rap, nl}. */
+  subsOf(clientId: string): string
+  /** ZSET clientId -> last disconnect (ms) of persistent sessions, for expiry. */
+  readonly sessions: string
+  /** LIST of packet keys, oldest first: the client's outgoing queue. */
+  queueOf(clientId: string): string
+  /** HASH packet key -> encoded packet. */
+  queuedPacketsOf(clientId: string): string
+  /** HASH messageId -> packet key, and packet key -> messageId ("#"-prefixed field). */
+  inflightOf(clientId: string): string
+  /** HASH messageId -> encoded packet: inbound QoS2 awaiting PUBREL. */
+  incomingOf(clientId: string): string
+  /** Pub/sub channel carrying publishes between nodes. */
+  readonly busChannel: string
+  /** Pub/sub channel carrying control messages (versioned JSON). */
+  readonly controlChannel: string
+}
+
+export function createKeys (cluster: string): Keys {
+  const p = `tm:{${cluster}}:`
+  return Object.freeze({
+    prefix: p,
+    retained: p + 'retained',
+    nodes: p + 'nodes',
+    alive: p + 'alive',
+    dead: p + 'dead',
+    owners: p + 'owners',
+    epoch: p + 'epoch',
+    wills: p + 'wills',
+    willsOf: (b: string) => p + 'wills:' + b,
+    subClients: p + 'subclients',
+    subVersion: p + 'subver',
+    subsOf: (c: string) => p + 'subs:' + c,
+    sessions: p + 'sessions',
+    queueOf: (c: string) => p + 'q:' + c,
+    queuedPacketsOf: (c: string) => p + 'qp:' + c,
+    inflightOf: (c: string) => p + 'qm:' + c,
+    incomingOf: (c: string) => p + 'in:' + c,
+    busChannel: p + 'bus',
+    controlChannel: p + 'ctl',
+  })
+}

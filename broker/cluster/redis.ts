@@ -1,0 +1,60 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from '../log.ts'
+
+export interface RedisConnectionOptions {
+  url: string
+  name: string
+  commandTimeoutMs: number
+  log: Logger
+  /** Subscriber connections must queue SUBSCRIBE while reconnecting; command connections must not. */
+  subscriber?: boolean
+  onUp?: () => void
+  onDown?: () => void
+}
+
+/**
+ * One place where Redis connections are made, with deliberate settings:
+ * - command connections fail fast while Redis is away (no offline queue), so a
+ *   publish that cannot be made durable is refused instead of acknowledged;
+ * - every command has a timeout, so a silently cut link is noticed;
+ * - reconnects back off to 1 s and never give up;
+ * - an outage is logged once when it starts and once, with its length, when it ends.
+ */
+export function connectRedis (opts: RedisConnectionOptions): Redis {
+  const { log } = opts
+  const settings: RedisOptions = {
+    connectionName: opts.name,
+    lazyConnect: false,
+    enableOfflineQueue: opts.subscriber === true,
+    maxRetriesPerRequest: opts.subscriber === true ? null : 1,
+    commandTimeout: opts.subscriber === true ? undefined : opts.commandTimeoutMs,
+    connectTimeout: Math.max(1000, opts.commandTimeoutMs),
+    enableAutoPipelining: opts.subscriber !== true,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+    keepAlive: 1000,
+    noDelay: true,
+  }
+  const redis = new Redis(opts.url, settings)
+  let downSince: number | null = null
+  let everUp = false
+  redis.on('ready', () => {
+    if (downSince !== null) {
+      log.warn({ event: 'redis.up', connection: opts.name, outageMs: Date.now() - downSince }, 'Redis reachable again')
+    } else if (!everUp) {
+      log.debug({ event: 'redis.connected', connection: opts.name }, 'Redis connected')
+    }
+    everUp = true
+    downSince = null
+    opts.onUp?.()
+  })
+  const markDown = (err?: Error): void => {
+    if (downSince === null) {
+      downSince = Date.now()
+      log.warn({ event: 'redis.down', connection: opts.name, err: err?.message }, 'Redis unreachable; retrying every second at most')
+      opts.onDown?.()
+    }
+  }
+  redis.on('error', (err: Error) => { markDown(err) })
+  redis.on('close', () => { if (everUp) markDown() })
+  return redis
+}

@@ -1,0 +1,343 @@
+import { Readable } from 'node:stream'
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
+import type { Keys } from '../cluster/keys.ts'
+import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
+import { defineScripts } from './scripts.ts'
+import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
+
+const require = createRequire(import.meta.url)
+const { Qlobber } = require('qlobber') as { Qlobber: new (o: object) => { add(t: string, v: boolean): void, test(t: string, v: boolean): boolean } }
+
+interface ClientRef { id: string }
+interface Sub { topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean }
+type Packet = BusPacket & { cmd?: string, messageId?: number }
+
+/** ioredis commands registered from lua/*.lua (see scripts.ts). */
+interface Scripted {
+  changeSubscriptions(...args: Array<string | number>): Promise<number>
+  snapshotSubscriptions(...args: string[]): Promise<[number, ...Array<string | string[]>]>
+  enqueue(numKeys: number, ...args: Array<string | number | Buffer>): Promise<number>
+  outgoingUpdate(...args: Array<string | number>): Promise<number>
+  outgoingClearBuffer(...args: Array<string | number>): Promise<Buffer | null>
+  putWill(...args: Array<string | Buffer>): Promise<number>
+  takeWillBuffer(...args: string[]): Promise<Buffer | null>
+}
+
+export interface RedisPersistenceOptions {
+  redis: Redis
+  keys: Keys
+  /** Per-client outgoing queue cap (drop-oldest). */
+  maxQueuedMessages: number
+  /**
+   * The subscription authorizer. aedes hands the whole SUBSCRIBE packet to the
+   * persistence, including filters it has just denied; only filters this
+   * predicate allows are stored.
+   */
+  mayStore: (clientId: string, sub: Sub) => boolean
+  onDropped?: (clientId: string, count: number) => void
+  onIndexStale?: () => void
+}
+
+const RETAINED_SCAN = 1000
+const STREAM_BATCH = 200
+const GLOB_FREE = /[+#]/
+
+/**
+ * The aedes persistence of a cluster node, in Redis, replacing
+ * aedes-persistence-redis (see README "What we replaced"): every multi-key
+ * change is one Lua script; the subscription index is versioned and resynced
+ * on gaps; queues are never truncated on read; packet keys include the broker
+ * incarnation so they are never reused across restarts.
+ */
+export class RedisPersistence {
+  readonly index = new SubscriptionIndex()
+  private readonly redis: Redis
+  private readonly r: Scripted
+  private readonly keys: Keys
+  private readonly opts: RedisPersistenceOptions
+  private broker: { id: string } | null = null
+  /** SUBSCRIBE packets already stored: aedes stores the same array once per filter. */
+  private storing = new WeakMap<object, Promise<void>>()
+  private resyncing: Promise<void> | null = null
+
+  constructor (opts: RedisPersistenceOptions) {
+    this.opts = opts
+    this.redis = opts.redis
+    this.keys = opts.keys
+    defineScripts(this.redis, new URL('./lua/', import.meta.url))
+    this.r = this.redis as unknown as Scripted
+  }
+
+  async setup (broker: { id: string }): Promise<void> {
+    this.broker = broker
+    await this.resync()
+  }
+
+  // ---- subscription index -------------------------------------------------
+
+  /** Control-channel entry point (wired by the node). */
+  onSubscriptionChange (change: SubscriptionChange): void {
+    if (!this.index.apply(change)) void this.resync()
+  }
+
+  /** Rebuilds the in-memory index from Redis; concurrent callers share one run. */
+  resync (): Promise<void> {
+    this.index.markStale()
+    this.opts.onIndexStale?.()
+    if (this.resyncing) return this.resyncing
+    this.resyncing = (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const snap = await this.r.snapshotSubscriptions(this.keys.subClients, this.keys.subVersion, this.keys.prefix + 'subs:')
+          const clients: Array<[string, Array<[string, string]>]> = []
+          for (let i = 1; i < snap.length; i += 2) {
+            const flat = snap[i + 1] as string[]
+            const pairs: Array<[string, string]> = []
+            for (let j = 0; j < flat.length; j += 2) pairs.push([flat[j], flat[j + 1]])
+            clients.push([snap[i] as string, pairs])
+          }
+          if (this.index.load(Number(snap[0]), clients)) return
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * (attempt + 1), 1000)))
+        }
+      }
+    })().finally(() => { this.resyncing = null })
+    return this.resyncing
+  }
+
+  async addSubscriptions (client: ClientRef, subs: Sub[]): Promise<void> {
+    const already = this.storing.get(subs)
+    if (already) return already
+    const allowed = subs.filter((s) => this.opts.mayStore(client.id, s))
+    const p = allowed.length === 0
+      ? Promise.resolve()
+      : this.change(client.id, 'add', allowed.flatMap((s) => [s.topic, JSON.stringify({ qos: s.qos, rh: s.rh, rap: s.rap, nl: s.nl })]))
+    this.storing.set(subs, p)
+    return p
+  }
+
+  async removeSubscriptions (client: ClientRef, topics: string[]): Promise<void> {
+    if (topics.length > 0) await this.change(client.id, 'rm', topics)
+  }
+
+  async cleanSubscriptions (client: ClientRef): Promise<void> {
+    // [MQTT-3.1.2-6] a clean session discards the previous session's state: subscriptions and queue.
+    await this.change(client.id, 'clean', [])
+    const id = client.id
+    await this.redis.del(this.keys.queueOf(id), this.keys.queuedPacketsOf(id), this.keys.inflightOf(id))
+  }
+
+  private async change (clientId: string, op: string, args: string[]): Promise<void> {
+    const ver = await this.r.changeSubscriptions(this.keys.subsOf(clientId), this.keys.subClients, this.keys.subVersion, clientId, this.keys.controlChannel, op, ...args)
+    // Resolve once this node's own index contains the change, so a publish
+    // right after SUBACK already queues for this client. The echo normally
+    // takes well under a millisecond; if it is lost, resync.
+    const applied = this.index.waitFor(ver)
+    const timer = setTimeout(() => { void this.resync() }, 1000)
+    await applied.finally(() => clearTimeout(timer))
+  }
+
+  async subscriptionsByClient (client: ClientRef): Promise<Sub[]> {
+    const all = await this.redis.hgetall(this.keys.subsOf(client.id))
+    return Object.entries(all).map(([topic, json]) => ({ topic, ...JSON.parse(json) }))
+  }
+
+  async subscriptionsByTopic (topic: string): Promise<StoredSub[]> {
+    return this.index.match(topic)
+  }
+
+  async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
+    return { subsCount: this.index.subscriptionCount, clientsCount: this.index.clientCount }
+  }
+
+  getClientList (topic: string): Readable {
+    const ids = new Set(this.index.match(topic).filter((s) => s.topic === topic).map((s) => s.clientId))
+    return Readable.from([...ids])
+  }
+
+  // ---- retained -----------------------------------------------------------
+
+  async storeRetained (packet: Packet): Promise<void> {
+    if (packet.payload.length === 0) {
+      await this.redis.hdel(this.keys.retained, packet.topic)
+    } else {
+      await this.redis.hset(this.keys.retained, packet.topic, encodeFrame('', { ...packet, brokerCounter: 0 }))
+    }
+  }
+
+  createRetainedStream (pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern])
+  }
+
+  createRetainedStreamCombi (patterns: string[]): Readable {
+    return Readable.from(this.retainedMatching(patterns))
+  }
+
+  private async * retainedMatching (patterns: string[]): AsyncGenerator<Packet> {
+    const exact = patterns.filter((p) => !GLOB_FREE.test(p))
+    const wild = patterns.filter((p) => GLOB_FREE.test(p))
+    const seen = new Set<string>()
+    if (exact.length > 0) {
+      const found = await this.redis.hmgetBuffer(this.keys.retained, ...exact)
+      for (const buf of found) {
+        const p = buf && decodeFrame(buf)
+        if (p) { seen.add(p.packet.topic); yield toPacket(p.packet) }
+      }
+    }
+    if (wild.length === 0) return
+    const matcher = new Qlobber({ wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true })
+    for (const w of wild) matcher.add(w, true)
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
+      cursor = next.toString()
+      for (let i = 0; i < flat.length; i += 2) {
+        const topic = flat[i].toString()
+        // [MQTT-4.7.2-1] wildcards at the first level never match $-topics.
+        if (topic.startsWith('$') || seen.has(topic) || !matcher.test(topic, true)) continue
+        seen.add(topic)
+        const p = decodeFrame(flat[i + 1])
+        if (p) yield toPacket(p.packet)
+      }
+    } while (cursor !== '0')
+  }
+
+  // ---- outgoing queues ------------------------------------------------------
+
+  async outgoingEnqueue (sub: { clientId: string, qos?: number }, packet: Packet): Promise<void> {
+    await this.outgoingEnqueueCombi([sub], packet)
+  }
+
+  async outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number }>, packet: Packet): Promise<void> {
+    if (subs.length === 0) return
+    // One entry per client at the highest granted QoS of its matching filters,
+    // downgraded to it [MQTT-3.8.4-6] [MQTT-3.3.5-1].
+    const qosByClient = new Map<string, number>()
+    for (const s of subs) {
+      const q = Math.min(packet.qos, s.qos ?? packet.qos)
+      if ((qosByClient.get(s.clientId) ?? -1) < q) qosByClient.set(s.clientId, q)
+    }
+    const keys: string[] = []
+    const encoded: Buffer[] = []
+    for (const [clientId, qos] of qosByClient) {
+      keys.push(this.keys.queueOf(clientId), this.keys.queuedPacketsOf(clientId), this.keys.inflightOf(clientId))
+      encoded.push(encodeFrame('', { ...packet, qos: qos as 0 | 1 | 2 }))
+    }
+    const dropped = await this.r.enqueue(keys.length, ...keys, packetKey(packet), this.opts.maxQueuedMessages, ...encoded)
+    if (dropped > 0) {
+      for (const clientId of qosByClient.keys()) this.opts.onDropped?.(clientId, dropped)
+    }
+  }
+
+  async outgoingUpdate (client: ClientRef, packet: Packet): Promise<void> {
+    if (!packet.brokerId || packet.messageId === undefined) return
+    await this.r.outgoingUpdate(this.keys.queuedPacketsOf(client.id), this.keys.inflightOf(client.id), packetKey(packet), packet.messageId)
+  }
+
+  async outgoingClearMessageId (client: ClientRef, packet: { messageId?: number }): Promise<Packet | undefined> {
+    if (packet.messageId === undefined) return undefined
+    const id = client.id
+    const buf = await this.r.outgoingClearBuffer(this.keys.queueOf(id), this.keys.queuedPacketsOf(id), this.keys.inflightOf(id), packet.messageId)
+    const p = buf && decodeFrame(buf)
+    return p ? { ...toPacket(p.packet), messageId: packet.messageId } : undefined
+  }
+
+  outgoingStream (client: ClientRef): Readable {
+    return Readable.from(this.queued(client.id), { objectMode: true, highWaterMark: 16 })
+  }
+
+  /**
+   * The whole queue, in order, never truncated. The list of keys is read once
+   * (a few bytes per entry); packets are then fetched in batches, so entries
+   * acknowledged meanwhile are skipped rather than shifting a cursor.
+   */
+  private async * queued (clientId: string): AsyncGenerator<Packet> {
+    const pkeys = await this.redis.lrange(this.keys.queueOf(clientId), 0, -1)
+    for (let start = 0; start < pkeys.length; start += STREAM_BATCH) {
+      const batch = pkeys.slice(start, start + STREAM_BATCH)
+      const [bufs, mids] = await Promise.all([
+        this.redis.hmgetBuffer(this.keys.queuedPacketsOf(clientId), ...batch),
+        this.redis.hmget(this.keys.inflightOf(clientId), ...batch.map((k) => '#' + k)),
+      ])
+      for (let i = 0; i < batch.length; i++) {
+        const p = bufs[i] && decodeFrame(bufs[i] as Buffer)
+        if (!p) continue
+        const pkt = toPacket(p.packet)
+        if (mids[i] !== null) pkt.messageId = Number(mids[i])
+        yield pkt
+      }
+    }
+  }
+
+  // ---- inbound QoS2 ---------------------------------------------------------
+
+  async incomingStorePacket (client: ClientRef, packet: Packet): Promise<void> {
+    await this.redis.hset(this.keys.incomingOf(client.id), String(packet.messageId), encodeFrame('', packet))
+  }
+
+  async incomingGetPacket (client: ClientRef, packet: { messageId?: number }): Promise<Packet> {
+    const buf = await this.redis.hgetBuffer(this.keys.incomingOf(client.id), String(packet.messageId))
+    const p = buf && decodeFrame(buf)
+    if (!p) throw new Error('no such packet')
+    return { ...toPacket(p.packet), messageId: packet.messageId }
+  }
+
+  async incomingDelPacket (client: ClientRef, packet: { messageId?: number }): Promise<void> {
+    const n = await this.redis.hdel(this.keys.incomingOf(client.id), String(packet.messageId))
+    if (n === 0) throw new Error('no such packet')
+  }
+
+  async cleanIncoming (client: ClientRef): Promise<void> {
+    await this.redis.del(this.keys.incomingOf(client.id))
+  }
+
+  // ---- wills ----------------------------------------------------------------
+
+  async putWill (client: ClientRef, packet: Packet): Promise<void> {
+    const brokerId = this.broker!.id
+    await this.r.putWill(this.keys.wills, this.keys.willsOf(brokerId), client.id, brokerId, encodeFrame('', { ...packet, brokerId, brokerCounter: 0, clientId: client.id }), this.keys.prefix)
+  }
+
+  async getWill (client: ClientRef): Promise<Packet | undefined> {
+    const rec = await this.redis.hgetBuffer(this.keys.wills, client.id)
+    return rec ? decodeWill(rec)?.packet : undefined
+  }
+
+  /**
+   * aedes calls this with the Client when a new connection stores its will
+   * (any earlier will of that client id is void), and with {id, brokerId}
+   * when a connection ends (only that broker's will may go).
+   */
+  async delWill (client: ClientRef & { brokerId?: string }): Promise<Packet | undefined> {
+    return (await this.takeWill(client.id, client.brokerId ?? ''))?.packet
+  }
+
+  /** Atomically removes a will if `brokerId` (or anyone, with '') holds it. */
+  async takeWill (clientId: string, brokerId: string): Promise<{ brokerId: string, packet: Packet } | null> {
+    const rec = await this.r.takeWillBuffer(this.keys.wills, clientId, brokerId, this.keys.prefix)
+    return rec ? decodeWill(rec) : null
+  }
+
+  /** Wills are published by the cluster's dead-node reaper (cluster/membership.ts), not by aedes' timer. */
+  streamWill (): Readable {
+    return Readable.from([])
+  }
+
+  async destroy (): Promise<void> {}
+}
+
+function packetKey (p: { brokerId: string, brokerCounter: number }): string {
+  return `${p.brokerId}:${p.brokerCounter}`
+}
+
+function toPacket (p: BusPacket): Packet {
+  return { cmd: 'publish', ...p }
+}
+
+function decodeWill (rec: Buffer): { brokerId: string, packet: Packet } | null {
+  const nl = rec.indexOf(10)
+  if (nl < 0) return null
+  const p = decodeFrame(rec.subarray(nl + 1))
+  return p ? { brokerId: rec.toString('utf8', 0, nl), packet: toPacket(p.packet) } : null
+}
