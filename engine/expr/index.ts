@@ -1,0 +1,7 @@
+export type { Node, BinaryOp, UnaryOp, Namespace } from './ast.ts'
+export { DEFAULT_EXPRESSION_LIMITS, type ExpressionLimits } from './limits.ts'
+export { compileExpression, evaluateExpression, type CompiledExpression, type CompileOptions, type References } from './compile.ts'
+export { compileStringTemplate, compileJsonTemplate, renderTemplate, type CompiledTemplate } from './template.ts'
+export { truthy, type EvalScope } from './evaluator.ts'
+export { RESERVED_NAMES } from './parser.ts'
+export { FUNCTIONS } from './functions.ts'
