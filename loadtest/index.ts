@@ -1,0 +1,11 @@
+// What the rest of thingmesh (the main CLI, the chaos harness) may use.
+export { runLoadtestCli } from './main.ts'
+export { runLoadtest, type RunHooks } from './run.ts'
+export { SequenceChecker, summarizeStreams, type LossSummary, type StreamSnapshot, type RecordResult } from './sequence.ts'
+export { encodePayload, decodePayload, type DecodedPayload } from './payload.ts'
+export { RateScheduler } from './scheduler.ts'
+export { LatencyHistogram, type PercentileSummary } from './stats.ts'
+export { LoadtestError, LoadtestErrorCodes, type LoadtestErrorCode } from './errors.ts'
+export { adminTopicThingCreator, type ThingCreator, type ThingCreateResult } from './fleet-admin.ts'
+export type { LoadtestConfig, Scenario } from './config.ts'
+export type { LoadtestResult } from './result.ts'

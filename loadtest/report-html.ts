@@ -1,0 +1,1 @@
+export function renderHtmlReport(r: unknown): string { return JSON.stringify(r) }
