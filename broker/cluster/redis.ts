@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from '../log.ts'
 
@@ -57,4 +58,18 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
   redis.on('error', (err: Error) => { markDown(err) })
   redis.on('close', () => { if (everUp) markDown() })
   return redis
+}
+
+/**
+ * Loads every Lua script in `dir` as an ioredis command. The file name gives
+ * the key count (`name-N.lua`); scripts without one take a variable number of
+ * keys, passed first. Each script's header lists KEYS, ARGV and the reply.
+ */
+export function defineScripts (redis: Redis, dir: URL): void {
+  for (const file of readdirSync(dir)) {
+    const m = /^([A-Za-z]+)(?:-(\d+))?\.lua$/.exec(file)
+    if (!m) continue
+    const lua = readFileSync(new URL(file, dir), 'utf8')
+    redis.defineCommand(m[1], m[2] === undefined ? { lua } : { lua, numberOfKeys: Number(m[2]) })
+  }
 }

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
-import { defineScripts } from './scripts.ts'
+import { defineScripts } from '../cluster/redis.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
 const require = createRequire(import.meta.url)

@@ -1,0 +1,60 @@
+import { Command, CommanderError, Option } from 'commander'
+import { envOf, flagOf, loadConfig, optionSpecs } from '../broker/config.ts'
+import { isThingmeshError } from '../broker/errors.ts'
+import { createLogger } from '../broker/log.ts'
+import { startNode } from '../broker/node.ts'
+
+/**
+ * The `thingmesh` command line. Each subcommand parses its options here and
+ * hands a validated config to the module that does the work.
+ */
+const program = new Command('thingmesh')
+  .description('Active-active MQTT broker cluster with an embedded thing engine')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) })
+
+const start = program.command('start')
+  .description('run one broker node (standalone without --redis, a cluster node with it)')
+  .option('--config <file>', 'JSON config file; keys are the option names in camelCase (env THINGMESH_CONFIG)')
+for (const [key, spec] of Object.entries(optionSpecs)) {
+  const isBool = key === 'allowAnonymous'
+  const flag = isBool ? `${flagOf(key)} <true|false>` : `${flagOf(key)} <value>`
+  const def = spec.default === undefined ? '' : ` (default ${String(spec.default)})`
+  start.addOption(new Option(flag, `${spec.doc}${def}; env ${envOf(key)}`))
+}
+start.action(async (opts: Record<string, unknown>) => {
+  const { config: file, ...cli } = opts
+  const config = loadConfig({ cli, env: process.env, file: file as string | undefined })
+  const log = createLogger(config.logLevel)
+  const node = await startNode(config, log)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log.info({ event: 'node.stopping', signal }, 'stopping')
+    const force = setTimeout(() => { log.error({ event: 'node.stop_timeout' }, 'graceful stop took over 10 s; exiting'); process.exit(1) }, 10_000)
+    force.unref()
+    node.stop().then(() => process.exit(0), (err: Error) => { log.error({ event: 'node.stop_failed', err: err.message }); process.exit(1) })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+})
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : 2)
+  }
+  if (isThingmeshError(err)) {
+    process.stderr.write(`thingmesh: ${err.message} [${err.code}]\n`)
+    process.exit(2)
+  }
+  const e = err as NodeJS.ErrnoException
+  if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+    process.stderr.write(`thingmesh: cannot listen: ${e.message}; choose another --port/--http-port\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`thingmesh: ${e.message}\n`)
+  process.exit(1)
+}

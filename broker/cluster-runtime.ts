@@ -1,0 +1,217 @@
+import type { Redis } from 'ioredis'
+import type { NodeConfig } from './config.ts'
+import type { Logger } from './log.ts'
+import type { Metrics } from './metrics.ts'
+import { connectRedis, defineScripts } from './cluster/redis.ts'
+import { createKeys, type Keys } from './cluster/keys.ts'
+import { ClusterBus } from './cluster/bus.ts'
+import { Membership, type Member } from './cluster/membership.ts'
+import { SessionRegistry, type ReleasedNotice, type TakeoverNotice } from './cluster/sessions.ts'
+import { RedisPersistence } from './persistence/redis-persistence.ts'
+import type { SubscriptionChange } from './persistence/subscription-index.ts'
+import { maySubscribe, type AedesClient, type SessionHooks } from './mqtt/hooks.ts'
+import { stateOf } from './mqtt/client-state.ts'
+
+/** What the cluster runtime needs from the MQTT side, without knowing aedes. */
+export interface BrokerPort {
+  localClient(id: string): AedesClient | undefined
+  localClients(): AedesClient[]
+  publish(packet: object): Promise<void>
+  load(): Record<string, number>
+}
+
+/**
+ * Glue between the MQTT engine and the cluster mechanisms in cluster/:
+ * Redis connections, the bus, persistence, membership, session takeover and
+ * publishing the wills of dead nodes.
+ */
+export class ClusterRuntime {
+  readonly keys: Keys
+  readonly cmd: Redis
+  readonly sub: Redis
+  readonly bus: ClusterBus
+  readonly persistence: RedisPersistence
+  readonly sessions: SessionRegistry
+  membership!: Membership
+  private port: BrokerPort | null = null
+  private subReady = false
+  private subEverReady = false
+  private reaping = false
+  private reapTimer: NodeJS.Timeout | null = null
+
+  constructor (
+    private readonly config: NodeConfig,
+    readonly brokerId: string,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    const url = config.redis!
+    this.keys = createKeys(config.cluster)
+    this.cmd = connectRedis({
+      url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
+      onUp: () => metrics.redisUp.set(1), onDown: () => metrics.redisUp.set(0),
+    })
+    this.sub = connectRedis({
+      url, name: `thingmesh:${config.nodeId}:sub`, commandTimeoutMs: config.redisCommandTimeoutMs, log, subscriber: true,
+      onUp: () => this.onSubUp(), onDown: () => { this.subReady = false },
+    })
+    defineScripts(this.cmd, new URL('./cluster/lua/', import.meta.url))
+    this.bus = new ClusterBus(brokerId, this.keys.busChannel, this.cmd, 1000)
+    this.persistence = new RedisPersistence({
+      redis: this.cmd,
+      keys: this.keys,
+      maxQueuedMessages: config.maxQueuedMessages,
+      mayStore: (_clientId, sub) => maySubscribe(sub.topic),
+      onDropped: (clientId, n) => {
+        metrics.queueDropped.inc(n)
+        log.warn({ event: 'queue.dropped', clientId, count: n, code: 'BROKER_QUEUE_FULL' }, 'offline queue full; oldest messages dropped')
+      },
+      onIndexStale: () => metrics.indexResyncs.inc(),
+    })
+    this.sessions = new SessionRegistry(this.cmd, this.keys, brokerId)
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message))
+  }
+
+  /** Resolves when both Redis links are up and subscribed. */
+  async connect (): Promise<void> {
+    await Promise.all([waitReady(this.cmd), waitReady(this.sub)])
+    await this.sub.subscribe(this.keys.busChannel, this.keys.controlChannel)
+    this.subReady = true
+    this.subEverReady = true
+  }
+
+  attach (port: BrokerPort, self: { host: string, port: number, httpPort: number }): void {
+    this.port = port
+    this.membership = new Membership({
+      redis: this.cmd,
+      keys: this.keys,
+      log: this.log,
+      self: { nodeId: this.config.nodeId, brokerId: this.brokerId, startedAt: Date.now(), ...self },
+      heartbeatMs: this.config.heartbeatMs,
+      deadAfterMs: this.config.deadAfterMs,
+      load: port.load,
+    })
+    this.membership.on('members', (members: Member[]) => { this.metrics.clusterSize.set(members.length) })
+    this.membership.on('dead', () => { void this.reapDead() })
+    this.membership.on('fenced', () => { for (const c of port.localClients()) c.close() })
+    this.membership.on('beatFailed', () => this.metrics.redisUp.set(0))
+  }
+
+  async start (): Promise<void> {
+    const started = process.hrtime.bigint()
+    await this.membership.start()
+    this.metrics.redisRtt.observe(Number(process.hrtime.bigint() - started) / 1e9)
+    // A reaper may die half way through a dead node's wills; every node
+    // finishes such leftovers on its own heartbeat.
+    this.reapTimer = setInterval(() => { void this.reapDead() }, this.config.heartbeatMs)
+    this.reapTimer.unref()
+  }
+
+  /** The session hooks the MQTT side calls on CONNECT. */
+  sessionHooks (): SessionHooks {
+    return {
+      claim: async (client) => {
+        const claim = await this.sessions.claim(client.id, !client.clean)
+        const state = stateOf(client)
+        state.epoch = claim.epoch
+        state.sessionPresent = !client.clean && claim.previous !== null && claim.previous.persistent
+        const prev = claim.previous
+        if (!client.clean && prev && !prev.released && prev.brokerId !== this.brokerId && this.membership.isAlive(prev.brokerId)) {
+          const released = await this.sessions.waitReleased(client.id, prev.epoch, this.config.takeoverWaitMs)
+          if (!released) this.log.warn({ event: 'session.takeover_timeout', clientId: client.id, previous: prev.brokerId }, 'previous node did not release the session in time; continuing')
+        }
+      },
+    }
+  }
+
+  /** A local connection ended (any reason): release the client id once its writes are in Redis. */
+  clientClosed (client: AedesClient): void {
+    const { epoch } = stateOf(client)
+    if (epoch === 0) return
+    this.sessions.release(client.id, epoch, !client.clean).catch((err: Error) => {
+      this.log.warn({ event: 'session.release_failed', clientId: client.id, err: err.message }, 'could not release session')
+    })
+  }
+
+  health (): Record<string, unknown> & { ok: boolean } {
+    const beatAge = Date.now() - (this.membership?.lastBeatOk ?? 0)
+    const redisOk = this.cmd.status === 'ready' && beatAge < this.config.deadAfterMs
+    const indexOk = !this.persistence.index.stale
+    return {
+      ok: redisOk && this.subReady && indexOk,
+      redis: redisOk ? 'up' : 'down',
+      pubsub: this.subReady ? 'up' : 'down',
+      subscriptionIndex: indexOk ? 'current' : 'resyncing',
+      indexVersion: this.persistence.index.version,
+      members: this.membership?.members.map((m) => ({ nodeId: m.nodeId, brokerId: m.brokerId, host: m.host, port: m.port })) ?? [],
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.reapTimer) clearInterval(this.reapTimer)
+    await this.membership?.stop()
+    await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
+  }
+
+  private onSubUp (): void {
+    if (!this.subEverReady) return
+    // The pub/sub link dropped and came back: anything sent meanwhile is lost
+    // to us, so the subscription index may be stale. Rebuild it.
+    this.metrics.pubsubCuts.inc()
+    this.log.warn({ event: 'pubsub.reconnected' }, 'pub/sub link restored; resyncing the subscription index')
+    this.subReady = true
+    void this.persistence.resync()
+  }
+
+  private onMessage (channel: string, message: Buffer): void {
+    if (channel === this.keys.busChannel) { this.bus.receive(message); return }
+    let msg: { v?: number, t?: string }
+    try { msg = JSON.parse(message.toString()) } catch { return }
+    if (msg.v !== 1) return
+    if (msg.t === 'subs') this.persistence.onSubscriptionChange(msg as unknown as SubscriptionChange)
+    else if (msg.t === 'takeover') this.onTakeover(msg as TakeoverNotice)
+    else if (msg.t === 'released') this.sessions.onReleased(msg as ReleasedNotice)
+  }
+
+  /** [MQTT-3.1.4-2] across nodes: the connection with the lower epoch goes. */
+  private onTakeover (n: TakeoverNotice): void {
+    if (n.b === this.brokerId) return
+    const client = this.port?.localClient(n.c)
+    if (!client || client.closed) return
+    const state = stateOf(client)
+    if (state.epoch === 0 || state.epoch >= n.e) return
+    state.takenOver = true
+    client._disconnected = true
+    this.metrics.takeovers.inc()
+    this.log.info({ event: 'session.taken_over', clientId: n.c, by: n.b, code: 'BROKER_SESSION_TAKEN_OVER' }, 'client id connected on another node; closing here')
+    client.close()
+  }
+
+  /** Publishes the wills of dead nodes' clients, each exactly once cluster-wide. */
+  private async reapDead (): Promise<void> {
+    if (this.reaping || !this.port) return
+    this.reaping = true
+    try {
+      for (const dead of await this.membership.pendingDead()) {
+        const clientIds = await this.cmd.smembers(this.keys.willsOf(dead))
+        for (const clientId of clientIds) {
+          const will = await this.persistence.takeWill(clientId, dead)
+          if (!will) continue
+          await this.port.publish({ ...will.packet, brokerId: undefined, brokerCounter: undefined, clientId })
+          this.metrics.willsPublished.inc()
+          this.log.info({ event: 'will.published_for_dead_node', clientId, deadBroker: dead, topic: will.packet.topic }, 'published will of a client of a dead node')
+        }
+        if ((await this.cmd.scard(this.keys.willsOf(dead))) === 0) await this.membership.forgetDead(dead)
+      }
+    } catch (err) {
+      this.log.warn({ event: 'will.reap_failed', err: (err as Error).message }, 'could not publish dead nodes\' wills yet; will retry')
+    } finally {
+      this.reaping = false
+    }
+  }
+}
+
+function waitReady (r: Redis): Promise<void> {
+  if (r.status === 'ready') return Promise.resolve()
+  return new Promise((resolve) => r.once('ready', () => resolve()))
+}

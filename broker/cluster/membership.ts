@@ -1,0 +1,123 @@
+import { EventEmitter } from 'node:events'
+import type { Redis } from 'ioredis'
+import type { Keys } from './keys.ts'
+import type { Logger } from '../log.ts'
+
+export interface MemberInfo {
+  v: 1
+  nodeId: string
+  brokerId: string
+  host: string
+  port: number
+  httpPort: number
+  startedAt: number
+  load: Record<string, number>
+}
+
+export interface Member extends MemberInfo {
+  lastBeat: number
+}
+
+interface Scripted {
+  heartbeat(...args: string[]): Promise<[number, number, string[], string[]]>
+  leave(...args: string[]): Promise<number>
+}
+
+export interface MembershipOptions {
+  redis: Redis
+  keys: Keys
+  log: Logger
+  self: Omit<MemberInfo, 'v' | 'load'>
+  heartbeatMs: number
+  deadAfterMs: number
+  load: () => Record<string, number>
+}
+
+/**
+ * Cluster membership by heartbeat in Redis. Each beat renews this node,
+ * declares dead every node silent for `deadAfterMs` (once, atomically, by
+ * whichever survivor beats first) and returns the live member list.
+ *
+ * Events: 'members' (Member[]) after every beat; 'dead' (brokerId[]) for nodes
+ * this beat reaped; 'fenced' when this node finds it was itself declared dead
+ * (it was paused or cut off): its clients' wills are already published and it
+ * must drop its clients so they reconnect to a consistent cluster;
+ * 'beatFailed' (Error) when Redis could not be reached.
+ */
+export class Membership extends EventEmitter {
+  members: Member[] = []
+  lastBeatOk = 0
+  private timer: NodeJS.Timeout | null = null
+  private first = true
+  private beating = false
+  private readonly r: Scripted
+
+  constructor (private readonly opts: MembershipOptions) {
+    super()
+    this.r = opts.redis as unknown as Scripted
+  }
+
+  get size (): number { return this.members.length }
+
+  isAlive (brokerId: string): boolean {
+    return this.members.some((m) => m.brokerId === brokerId)
+  }
+
+  async start (): Promise<void> {
+    await this.beat()
+    this.timer = setInterval(() => { void this.beat() }, this.opts.heartbeatMs)
+    this.timer.unref()
+  }
+
+  async beat (): Promise<void> {
+    if (this.beating) return
+    this.beating = true
+    const { keys, self } = this.opts
+    try {
+      const info: MemberInfo = { v: 1, ...self, load: this.opts.load() }
+      const [now, wasMember, flat, reaped] = await this.r.heartbeat(
+        keys.alive, keys.nodes, keys.dead, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs))
+      if (!this.first && wasMember === 0) {
+        this.opts.log.error({ event: 'cluster.fenced', brokerId: self.brokerId }, 'this node was declared dead while unreachable; dropping its clients')
+        this.emit('fenced')
+      }
+      this.first = false
+      const members: Member[] = []
+      for (let i = 0; i < flat.length; i += 2) {
+        try {
+          const m = JSON.parse(flat[i + 1]) as MemberInfo
+          members.push({ ...m, brokerId: flat[i], lastBeat: now })
+        } catch { /* a member record from an incompatible release: skip it */ }
+      }
+      this.members = members
+      this.lastBeatOk = Date.now()
+      if (reaped.length > 0) {
+        this.opts.log.warn({ event: 'cluster.node_dead', brokerIds: reaped }, 'nodes declared dead')
+        this.emit('dead', reaped)
+      }
+      this.emit('members', members)
+    } catch (err) {
+      this.emit('beatFailed', err)
+    } finally {
+      this.beating = false
+    }
+  }
+
+  /** Dead brokers whose wills may still be unpublished (reaped by anyone, ever). */
+  async pendingDead (): Promise<string[]> {
+    return this.opts.redis.smembers(this.opts.keys.dead)
+  }
+
+  async forgetDead (brokerId: string): Promise<void> {
+    await this.opts.redis.srem(this.opts.keys.dead, brokerId)
+  }
+
+  async stop (): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    const { keys, self } = this.opts
+    try {
+      await this.r.leave(keys.alive, keys.nodes, keys.willsOf(self.brokerId), self.brokerId)
+    } catch { /* Redis away: the others will reap us after deadAfterMs */ }
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * What thingmesh keeps per aedes Client, beside aedes' own fields. Held in a
+ * WeakMap so it dies with the client and aedes' object shape is untouched.
+ */
+export interface ClientState {
+  /** Cluster-wide connection epoch (0 on a standalone node). */
+  epoch: number
+  /** CONNACK session-present flag as thingmesh knows it [MQTT-3.2.2-2]. */
+  sessionPresent: boolean
+  /** QoS1 PUBACKs withheld until the publish is routed, in arrival order [MQTT-4.6.0-2]. */
+  pubacks: Array<{ messageId: number, routed: boolean }>
+  /** Recently forwarded packet keys; only used when the client has several filters. */
+  recent: Set<string> | null
+  recentOrder: string[] | null
+  /** Closed because the same client id connected elsewhere: no will, per MQTT 5 semantics. */
+  takenOver: boolean
+}
+
+const states = new WeakMap<object, ClientState>()
+
+export function stateOf (client: object): ClientState {
+  let s = states.get(client)
+  if (!s) {
+    s = { epoch: 0, sessionPresent: false, pubacks: [], recent: null, recentOrder: null, takenOver: false }
+    states.set(client, s)
+  }
+  return s
+}
+
+const RECENT_LIMIT = 512
+
+/** True the first time a packet key is seen for this client (overlapping filters deliver twice). */
+export function firstDelivery (state: ClientState, key: string): boolean {
+  if (state.recent === null) { state.recent = new Set(); state.recentOrder = [] }
+  if (state.recent.has(key)) return false
+  state.recent.add(key)
+  state.recentOrder!.push(key)
+  if (state.recentOrder!.length > RECENT_LIMIT) state.recent.delete(state.recentOrder!.shift()!)
+  return true
+}

@@ -1,0 +1,172 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { Aedes } from 'aedes'
+import type { NodeConfig } from './config.ts'
+import type { Logger } from './log.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
+import { startHttp } from './http/server.ts'
+import { ClusterRuntime } from './cluster-runtime.ts'
+import { createHooks, type AedesClient } from './mqtt/hooks.ts'
+import { guardSocket } from './mqtt/wire-guard.ts'
+import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
+import { stateOf } from './mqtt/client-state.ts'
+
+export interface RunningNode {
+  readonly config: NodeConfig
+  readonly brokerId: string
+  readonly mqttPort: number
+  readonly httpPort: number
+  readonly metrics: Metrics
+  readonly broker: Aedes
+  /** Graceful stop: stop accepting, publish wills, disconnect, leave the cluster. */
+  stop(): Promise<void>
+}
+
+/** aedes client ids count, per MQTT 3.1.1 we accept up to 65535 bytes [MQTT-3.1.3-5 allows more than 23]. */
+const MAX_CLIENT_ID_LENGTH = 256
+/** aedes reads `client.duplicates[brokerId]` to drop "old" packets; we dedupe exactly instead (hooks.authorizeForward). */
+const NEVER_SEEN: Record<string, number> = new Proxy({}, { get: () => 0, set: () => true, deleteProperty: () => true })
+
+/**
+ * One thingmesh node: an aedes broker, its listeners, and — with a Redis URL —
+ * the cluster runtime that makes it one of many.
+ */
+export async function startNode (config: NodeConfig, log: Logger): Promise<RunningNode> {
+  installWirePatches()
+  const metrics = createMetrics()
+  // The incarnation suffix makes packet keys unique across restarts of a node.
+  const brokerId = `${config.nodeId}~${randomBytes(4).toString('hex')}`
+  log = log.child({ nodeId: config.nodeId })
+
+  let cluster: ClusterRuntime | null = null
+  if (config.redis) {
+    cluster = new ClusterRuntime(config, brokerId, log, metrics)
+    log.info({ event: 'node.connecting_redis', redis: redactUrl(config.redis) }, 'waiting for Redis')
+    await cluster.connect()
+  }
+
+  let broker: Aedes
+  // aedes keeps its connected clients in `clients`, untyped in its .d.ts.
+  const clients = (): Record<string, AedesClient> => (broker as unknown as { clients: Record<string, AedesClient> }).clients
+  const hooks = createHooks({
+    log,
+    metrics,
+    allowAnonymous: config.allowAnonymous,
+    sessions: cluster?.sessionHooks() ?? null,
+    localClient: (id) => clients()[id],
+  })
+  broker = await Aedes.createBroker({
+    id: brokerId,
+    mq: cluster?.bus as never,
+    persistence: cluster?.persistence as never,
+    connectTimeout: config.connectTimeoutMs,
+    keepaliveLimit: config.keepaliveLimit,
+    drainTimeout: config.drainTimeoutMs,
+    maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+    ...hooks,
+  } as never)
+  ;(broker as unknown as Record<symbol, boolean>)[THINGMESH_BROKER] = true
+
+  broker.on('clientDisconnect', (client) => {
+    cluster?.clientClosed(client as unknown as AedesClient)
+  })
+  broker.on('clientError', (client, err) => {
+    log.debug({ event: 'client.error', clientId: client?.id, err: err.message }, 'client error')
+  })
+  broker.on('connectionError', (_client, err) => {
+    log.debug({ event: 'connection.error', err: err.message }, 'connection error before CONNECT')
+  })
+
+  const handle = broker.handle
+  const server: Server = createServer((socket: Socket) => {
+    socket.setNoDelay(true)
+    guardSocket(socket, config, (reason, detail) => {
+      metrics.rejected.inc({ reason })
+      log.info({ event: 'client.wire_violation', reason, detail, remote: socket.remoteAddress, code: reason === 'too_large' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_MALFORMED_PACKET' }, 'connection closed for a bad packet')
+    })
+    const client = handle(socket, undefined as never) as unknown as { duplicates: unknown }
+    client.duplicates = NEVER_SEEN
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.host, () => { server.off('error', reject); resolve() })
+  })
+  const mqttPort = (server.address() as AddressInfo).port
+
+  const load = (): Record<string, number> => ({
+    connections: broker.connectedClients,
+    rssBytes: process.memoryUsage.rss(),
+  })
+  if (cluster) {
+    cluster.attach({
+      localClient: (id) => clients()[id],
+      localClients: () => Object.values(clients()),
+      publish: (packet) => new Promise((resolve, reject) => broker.publish(packet as never, (err?: Error) => err ? reject(err) : resolve())),
+      load,
+    }, { host: config.host, port: mqttPort, httpPort: config.httpPort })
+    await cluster.start()
+  }
+
+  let listening = true
+  const http = await startHttp(config.host, config.httpPort, {
+    health: () => {
+      const base = { nodeId: config.nodeId, brokerId, mode: cluster ? 'cluster' : 'standalone', listening }
+      if (!cluster) return { ok: listening, ...base }
+      const c = cluster.health()
+      return { ...base, ...c, ok: listening && c.ok }
+    },
+    metrics: async () => {
+      metrics.connections.set(broker.connectedClients)
+      let subs = 0
+      for (const c of Object.values(clients())) subs += Object.keys(c.subscriptions).length
+      metrics.subscriptions.set(subs)
+      if (cluster) {
+        metrics.persistentSubscriptions.set(cluster.persistence.index.subscriptionCount)
+        metrics.busSent.set(cluster.bus.stats.sent)
+        metrics.busReceived.set(cluster.bus.stats.received)
+        metrics.busDropped.set(cluster.bus.stats.dropped)
+        try { metrics.retained.set(await cluster.cmd.hlen(cluster.keys.retained)) } catch { /* Redis away: keep the last value */ }
+      } else {
+        metrics.clusterSize.set(1)
+      }
+      return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }
+    },
+  })
+
+  log.info({ event: 'node.started', brokerId, mqtt: `${config.host}:${mqttPort}`, http: `${config.host}:${http.port}`, mode: cluster ? 'cluster' : 'standalone' }, 'thingmesh node listening')
+
+  let stopping: Promise<void> | null = null
+  return {
+    config, brokerId, mqttPort, httpPort: http.port, metrics, broker,
+    stop: () => {
+      stopping ??= (async () => {
+        listening = false
+        server.close()
+        // Publish the wills of the clients we are about to disconnect while
+        // Redis is still up [issue 3 defect 13], then close them without
+        // letting aedes publish them a second time.
+        const connected = Object.values(clients()) as Array<AedesClient & { will?: object | null }>
+        await Promise.allSettled(connected.map(async (c) => {
+          if (c.will && !stateOf(c).takenOver) {
+            const will = c.will
+            c._disconnected = true
+            await new Promise<void>((resolve) => broker.publish(will as never, () => resolve()))
+          }
+        }))
+        await new Promise<void>((resolve) => broker.close(() => resolve()))
+        http.server.close()
+        if (cluster) {
+          // Let queued Redis commands (session releases, acks) flush before leaving.
+          await cluster.stop()
+        }
+        log.info({ event: 'node.stopped' }, 'thingmesh node stopped')
+      })()
+      return stopping
+    },
+  }
+}
+
+function redactUrl (url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@')
+}
