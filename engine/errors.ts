@@ -61,17 +61,20 @@ export class EngineError extends Error {
   readonly code: EngineErrorCode
   readonly position?: SourcePosition
   readonly problems?: readonly Problem[]
+  /** Where inside the checked value the error is (e.g. `payload.msg` of a template). */
+  readonly path?: string
 
   constructor (
     code: EngineErrorCode,
     message: string,
-    extra: { position?: SourcePosition, problems?: readonly Problem[] } = {}
+    extra: { position?: SourcePosition, problems?: readonly Problem[], path?: string } = {}
   ) {
     super(message)
     this.name = 'EngineError'
     this.code = code
     if (extra.position !== undefined) this.position = extra.position
     if (extra.problems !== undefined) this.problems = extra.problems
+    if (extra.path !== undefined) this.path = extra.path
   }
 
   toProblem (path = ''): Problem {

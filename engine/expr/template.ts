@@ -35,7 +35,7 @@ export function compileStringTemplate (source: string, options: CompileOptions =
 
 /**
  * Compiles every string inside a JSON value. On error the thrown EngineError's
- * message is prefixed with the JSON path (e.g. `payload.msg`), relative to the value.
+ * `path` is the JSON path of the failing string relative to the value (`msg`, `list[2]`).
  */
 export function compileJsonTemplate (value: JsonValue, options: CompileOptions = {}): CompiledTemplate {
   const node = compileValue(value, '', options)
@@ -48,8 +48,7 @@ function compileValue (v: JsonValue, path: string, options: CompileOptions): Tem
       return compileString(v, options)
     } catch (e) {
       if (e instanceof EngineError && path !== '') {
-        const extra = e.position === undefined ? {} : { position: e.position }
-        throw new EngineError(e.code, `${path}: ${e.message}`, extra)
+        throw new EngineError(e.code, e.message, { ...(e.position === undefined ? {} : { position: e.position }), path })
       }
       throw e
     }
@@ -58,7 +57,7 @@ function compileValue (v: JsonValue, path: string, options: CompileOptions): Tem
   if (isPlainObject(v)) {
     const entries: Array<[string, TemplateNode]> = []
     for (const [k, x] of Object.entries(v)) {
-      if (FORBIDDEN_KEYS.has(k)) throw new EngineError('ENGINE_RULE_COMPILE', `${path}: forbidden key "${k}"`)
+      if (FORBIDDEN_KEYS.has(k)) throw new EngineError('ENGINE_RULE_COMPILE', `forbidden key "${k}"`, { path })
       entries.push([k, compileValue(x as JsonValue, path === '' ? k : `${path}.${k}`, options)])
     }
     return { kind: 'object', entries }
