@@ -19,6 +19,8 @@ export interface RunHooks {
   readonly signal?: AbortSignal
   /** Called once a second with the latest point (the CLI prints the live line). */
   readonly onSample?: (p: TimelinePoint) => void
+  /** Called for each timeline event ('connected', 'publishing', 'exec: ...'). */
+  readonly onEvent?: (e: RunEvent) => void
   /** fleet: replaces the $admin/things/put step. */
   readonly thingCreator?: ThingCreator
 }
@@ -33,7 +35,9 @@ export async function runLoadtest(config: LoadtestConfig, hooks: RunHooks = {}):
   const timeline: TimelinePoint[] = []
   const at = (ms: number): number => Math.round(ms - startedAtMs) / 1000
   const event = (label: string): void => {
-    events.push({ t: at(nowMs()), label })
+    const e = { t: at(nowMs()), label }
+    events.push(e)
+    hooks.onEvent?.(e)
   }
 
   const clients = buildClients(config)
@@ -96,8 +100,8 @@ export async function runLoadtest(config: LoadtestConfig, hooks: RunHooks = {}):
     let interrupted = signal?.aborted === true || connects === null
     if (!interrupted) {
       publishStartMs = nowMs()
-      if (config.scenario !== 'conn') event('publishing')
       await Promise.all(shards.map((s) => s.startPublishing()))
+      event(config.scenario === 'conn' ? 'holding' : config.scenario === 'sub' ? 'receiving' : 'publishing')
       let execTimer: NodeJS.Timeout | null = null
       if (config.exec !== null && config.atMs !== null) {
         execTimer = setTimeout(() => {

@@ -9,8 +9,9 @@
 export class RateScheduler {
   readonly ratePerSec: number | null
   readonly maxBurst: number
-  #tokens = 0
-  #lastMs: number
+  /** Tokens are derived from the time since origin, not accumulated per call, so rounding does not drift. */
+  #originMs: number
+  #granted = 0
   #behind = 0
 
   /** ratePerSec null means unpaced: `take` always grants what is asked. */
@@ -18,24 +19,23 @@ export class RateScheduler {
     if (ratePerSec !== null && !(ratePerSec > 0)) throw new RangeError('rate must be > 0')
     this.ratePerSec = ratePerSec
     this.maxBurst = maxBurst ?? (ratePerSec === null ? Infinity : Math.max(1, Math.ceil(ratePerSec)))
-    this.#lastMs = startMs
+    this.#originMs = startMs
   }
 
   /** Number of messages that may be sent now, at most `want`. */
   take(nowMs: number, want = Infinity): number {
     if (this.ratePerSec === null) return want
-    this.#refill(nowMs)
-    const n = Math.min(Math.floor(this.#tokens), want)
-    this.#tokens -= n
+    const n = Math.min(Math.floor(this.#available(nowMs)), want)
+    this.#granted += n
     return n
   }
 
   /** Milliseconds until at least one token is available (0 if now). */
   waitMs(nowMs: number): number {
     if (this.ratePerSec === null) return 0
-    this.#refill(nowMs)
-    if (this.#tokens >= 1) return 0
-    return Math.ceil(((1 - this.#tokens) * 1000) / this.ratePerSec)
+    const avail = this.#available(nowMs)
+    if (avail >= 1) return 0
+    return Math.ceil(((1 - avail) * 1000) / this.ratePerSec)
   }
 
   /** Tokens discarded because the bucket overflowed while senders were stuck. */
@@ -43,15 +43,15 @@ export class RateScheduler {
     return Math.floor(this.#behind)
   }
 
-  #refill(nowMs: number): void {
-    const dt = nowMs - this.#lastMs
-    if (dt <= 0) return
-    this.#lastMs = nowMs
-    this.#tokens += (dt * this.ratePerSec!) / 1000
-    if (this.#tokens > this.maxBurst) {
-      this.#behind += this.#tokens - this.maxBurst
-      this.#tokens = this.maxBurst
-    }
+  #available(nowMs: number): number {
+    const rate = this.ratePerSec!
+    const avail = ((nowMs - this.#originMs) * rate) / 1000 - this.#granted
+    if (avail <= this.maxBurst) return avail
+    // Move the origin forward so exactly maxBurst remains.
+    const excess = avail - this.maxBurst
+    this.#behind += excess
+    this.#originMs += (excess * 1000) / rate
+    return this.maxBurst
   }
 }
 
