@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { freePort } from './ports.ts'
+import { waitFor } from './wait.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/thingmesh', import.meta.url))
+
+export interface NodeProcess {
+  nodeId: string
+  port: number
+  httpPort: number
+  proc: ChildProcess
+  /** Everything the node wrote on stderr (its JSON log), for assertions and for failure reports. */
+  log(): string
+  health(): Promise<{ status: number, body: Record<string, unknown> }>
+  metrics(): Promise<string>
+  kill(signal?: NodeJS.Signals): Promise<number | null>
+  exited: Promise<number | null>
+}
+
+export interface NodeOptions {
+  redis?: string
+  nodeId?: string
+  args?: string[]
+  env?: Record<string, string>
+}
+
+/** Spawns `bin/thingmesh start` on free ports and resolves once /healthz says 200. */
+export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodeProcess> {
+  const port = await freePort()
+  const httpPort = await freePort()
+  const nodeId = opts.nodeId ?? `n${port}`
+  const args = ['start', '--host', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort), '--node-id', nodeId, '--log-level', 'info']
+  if (opts.redis) args.push('--redis', opts.redis)
+  args.push(...(opts.args ?? []))
+  // The node runs as in production: tap injects its loaders through
+  // NODE_OPTIONS into every child it sees spawned; `env -u` (which execs, so
+  // the PID is the node's) drops them.
+  const proc = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } })
+  let stderr = ''
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  const node: NodeProcess = {
+    nodeId, port, httpPort, proc, exited,
+    log: () => stderr,
+    async health () {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/healthz`)
+      return { status: res.status, body: await res.json() as Record<string, unknown> }
+    },
+    async metrics () {
+      return (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
+    },
+    async kill (signal = 'SIGKILL') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      return exited
+    },
+  }
+  let dead = false
+  void exited.then(() => { dead = true })
+  await waitFor(async () => {
+    if (dead) throw new Error(`node ${nodeId} exited during start:\n${stderr}`)
+    return (await node.health()).status === 200
+  }, `node ${nodeId} healthy`, 20_000, 50)
+  return node
+}
+
+/** Starts n cluster nodes on one Redis. */
+export async function startCluster (redisUrl: string, n: number, args: string[] = []): Promise<NodeProcess[]> {
+  const nodes: NodeProcess[] = []
+  for (let i = 0; i < n; i++) nodes.push(await startNodeProcess({ redis: redisUrl, nodeId: `node${i + 1}`, args }))
+  await waitFor(async () => {
+    for (const node of nodes) {
+      const { body } = await node.health()
+      if ((body.members as unknown[]).length !== n) return false
+    }
+    return true
+  }, `${n} nodes to see each other`, 10_000, 50)
+  return nodes
+}
+
+export async function stopAll (nodes: NodeProcess[]): Promise<void> {
+  await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+}
