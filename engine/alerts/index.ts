@@ -1,0 +1,1 @@
+export { raiseAlert, acknowledgeAlert, clearAlert, type AlertRecord, type AlertStatus, type AlertTransition, type AlertResult, type RaiseOptions } from './lifecycle.ts'

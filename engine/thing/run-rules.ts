@@ -1,0 +1,176 @@
+// One rule pass over a thing: picks the rules this input concerns, evaluates
+// their conditions, applies edge/level semantics and turns fired actions into
+// effects. Alerts are thing state, so raise/clear are applied here directly.
+
+import { clearAlert, raiseAlert, type AlertRecord } from '../alerts/index.ts'
+import type { ResolvedThing } from '../definitions/index.ts'
+import { EngineError } from '../errors.ts'
+import { evaluateExpression, renderTemplate, truthy, type EvalScope, type ExpressionLimits } from '../expr/index.ts'
+import { getOwn, type JsonValue } from '../json.ts'
+import type { CompiledAction, CompiledRule } from '../rules/index.ts'
+import type { Effect } from './effects.ts'
+import type { RuleMemory, ThingState } from './state.ts'
+
+export interface RuleLimits {
+  expression: ExpressionLimits
+  /** Rule-triggered writes nested deeper than this are dropped with ENGINE_CASCADE_LIMIT. */
+  maxCascadeDepth: number
+}
+
+export interface RulePass {
+  now: number
+  /** Properties that counted as changed in this input; empty on ticks. */
+  changed: ReadonlySet<string>
+  /** True for a scheduled tick: rules with a due schedule are evaluated. */
+  tick: boolean
+  /** Cascade depth of the input being processed. */
+  depth: number
+}
+
+export function scopeFor (state: ThingState, def: ResolvedThing, pass: Pick<RulePass, 'now' | 'changed'>): EvalScope {
+  const prop = (name: string) => getOwn(state.properties, name)
+  return {
+    value: (n) => prop(n)?.current.value ?? null,
+    prev: (n) => prop(n)?.prev?.value ?? null,
+    changed: (n) => pass.changed.has(n),
+    age: (n) => {
+      const at = prop(n)?.changedAt
+      return at === undefined ? null : pass.now - at
+    },
+    quality: (n) => prop(n)?.current.quality ?? null,
+    now: pass.now,
+    thing: { id: def.id, template: def.template },
+  }
+}
+
+function isDue (rule: CompiledRule, mem: RuleMemory | undefined, now: number): boolean {
+  if (rule.everyMs === undefined) return false
+  const last = mem?.lastScheduledAt
+  return last === undefined || now - last >= rule.everyMs
+}
+
+/** Earliest time a scheduled rule of this thing is due, or undefined if none is scheduled. */
+export function nextDueAt (state: ThingState, def: ResolvedThing): number | undefined {
+  let next: number | undefined
+  for (const r of def.rules) {
+    if (!r.enabled || r.everyMs === undefined) continue
+    const last = getOwn(state.rules, r.id)?.lastScheduledAt
+    const due = last === undefined ? Number.NEGATIVE_INFINITY : last + r.everyMs
+    if (next === undefined || due < next) next = due
+  }
+  return next
+}
+
+export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass, limits: RuleLimits): { state: ThingState, effects: Effect[] } {
+  const effects: Effect[] = []
+  let rules: Record<string, RuleMemory> | undefined
+  let alerts: Record<string, AlertRecord> | undefined
+  const scope = scopeFor(state, def, pass)
+
+  for (const rule of def.rules) {
+    if (!rule.enabled) continue
+    const mem = getOwn(rules ?? state.rules, rule.id)
+    const byChange = [...rule.triggers].some((p) => pass.changed.has(p))
+    const byTick = pass.tick && isDue(rule, mem, pass.now)
+    if (!byChange && !byTick) continue
+
+    const next: RuleMemory = { ...(mem ?? { active: false }), lastEvalAt: pass.now }
+    if (byTick) next.lastScheduledAt = pass.now
+    let result: boolean
+    try {
+      result = truthy(evaluateExpression(rule.condition, scope, limits.expression))
+    } catch (e) {
+      const err = e as EngineError
+      effects.push({ type: 'ruleError', thingId: def.id, ruleId: rule.id, code: err.code, message: `when: ${err.message}` })
+      // Edge memory is left as it was: a transient error must neither fire
+      // nor reset the rule.
+      rules ??= { ...state.rules }
+      rules[rule.id] = next
+      continue
+    }
+    const wasActive = mem?.active ?? false
+    let fire: readonly CompiledAction[] = []
+    if (result && (rule.trigger === 'level' || !wasActive)) fire = rule.actions
+    else if (!result && wasActive) fire = rule.resetActions
+    next.active = result
+    if (result && fire === rule.actions && fire.length > 0) next.lastFiredAt = pass.now
+    rules ??= { ...state.rules }
+    rules[rule.id] = next
+
+    for (const action of fire) {
+      try {
+        const out = performAction(action, rule, def, scope, pass, limits, getOwn(alerts ?? state.alerts, actionAlertName(action) ?? ''))
+        if (out.alert !== undefined) {
+          alerts ??= { ...state.alerts }
+          alerts[out.alert.name] = out.alert
+        }
+        effects.push(...out.effects)
+      } catch (e) {
+        const err = e as EngineError
+        effects.push({ type: 'ruleError', thingId: def.id, ruleId: rule.id, code: err.code, message: `${action.type}: ${err.message}` })
+      }
+    }
+  }
+  let out = state
+  if (rules !== undefined) out = { ...out, rules }
+  if (alerts !== undefined) out = { ...out, alerts }
+  return { state: out, effects }
+}
+
+function actionAlertName (a: CompiledAction): string | undefined {
+  return a.type === 'raiseAlert' || a.type === 'clearAlert' ? a.alert : undefined
+}
+
+function performAction (
+  action: CompiledAction,
+  rule: CompiledRule,
+  def: ResolvedThing,
+  scope: EvalScope,
+  pass: RulePass,
+  limits: RuleLimits,
+  currentAlert: AlertRecord | undefined
+): { effects: Effect[], alert?: AlertRecord } {
+  const render = (t: Parameters<typeof renderTemplate>[0]): JsonValue => renderTemplate(t, scope, limits.expression)
+  switch (action.type) {
+    case 'setProperty': {
+      const depth = pass.depth + 1
+      if (depth > limits.maxCascadeDepth) {
+        throw new EngineError('ENGINE_CASCADE_LIMIT', `rule-triggered writes nested deeper than ${limits.maxCascadeDepth}; dropped`)
+      }
+      return { effects: [{ type: 'setProperty', thingId: action.thing ?? def.id, property: action.property, value: render(action.value), ruleId: rule.id, sourceThingId: def.id, depth }] }
+    }
+    case 'publish': {
+      const topic = render(action.topic)
+      checkTopic(topic)
+      return { effects: [{ type: 'publish', thingId: def.id, ruleId: rule.id, topic: topic as string, payload: action.payload === undefined ? null : render(action.payload), qos: action.qos, retain: action.retain }] }
+    }
+    case 'raiseAlert': {
+      const message = action.message === undefined ? undefined : render(action.message)
+      const r = raiseAlert(currentAlert, action.alert, {
+        severity: action.severity,
+        ruleId: rule.id,
+        ...(message === undefined ? {} : { message: typeof message === 'string' ? message : JSON.stringify(message) }),
+      }, pass.now)
+      // raiseAlert never fails; the guard keeps the types honest.
+      if (!r.ok || r.transition === null) return { effects: [] }
+      return { alert: r.record, effects: [{ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record }] }
+    }
+    case 'clearAlert': {
+      const r = clearAlert(currentAlert, pass.now)
+      if (r.transition === null || r.record === undefined) return { effects: [] }
+      return { alert: r.record, effects: [{ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record }] }
+    }
+    case 'emitEvent':
+      return { effects: [{ type: 'event', thingId: def.id, ruleId: rule.id, event: action.event, payload: action.payload === undefined ? null : render(action.payload), ts: pass.now }] }
+  }
+}
+
+// Rules publish as ordinary clients would: never to system topics, never to
+// a filter. [MQTT-3.3.2-2]: PUBLISH topic names must not contain wildcards.
+function checkTopic (topic: JsonValue): void {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > 1024) {
+    throw new EngineError('ENGINE_EVAL_TYPE', 'topic must render to a non-empty string of at most 1024 characters')
+  }
+  if (topic.startsWith('$')) throw new EngineError('ENGINE_EVAL_FORBIDDEN', `topic "${topic.slice(0, 64)}" is reserved ($ prefix)`)
+  if (/[+#\u0000]/.test(topic)) throw new EngineError('ENGINE_EVAL_FORBIDDEN', `topic "${topic.slice(0, 64)}" contains a wildcard or NUL`)
+}
