@@ -38,6 +38,14 @@ export class ClusterRuntime {
   private subEverReady = false
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
+  /** Connections holding a claim on this node, by client id. */
+  private readonly claimed = new Map<string, { client: AedesClient, epoch: number }>()
+  /**
+   * Takeover notices from other nodes, kept a few seconds: a notice can
+   * overtake the reply to our own claim (they travel on different
+   * connections), and the higher epoch must still win.
+   */
+  private readonly foreignClaims = new Map<string, { epoch: number, at: number }>()
 
   constructor (
     private readonly config: NodeConfig,
@@ -62,6 +70,7 @@ export class ClusterRuntime {
       keys: this.keys,
       maxQueuedMessages: config.maxQueuedMessages,
       mayStore: (_clientId, sub) => maySubscribe(sub.topic),
+      deliveredLive: (client, key) => stateOf(client).recent?.has(key) ?? false,
       onDropped: (clientId, n) => {
         metrics.queueDropped.inc(n)
         log.warn({ event: 'queue.dropped', clientId, count: n, code: 'BROKER_QUEUE_FULL' }, 'offline queue full; oldest messages dropped')
@@ -93,7 +102,13 @@ export class ClusterRuntime {
     })
     this.membership.on('members', (members: Member[]) => { this.metrics.clusterSize.set(members.length) })
     this.membership.on('dead', () => { void this.reapDead() })
-    this.membership.on('fenced', () => { for (const c of port.localClients()) c.close() })
+    this.membership.on('fenced', () => {
+      // Crash-only: the survivors own our clients' wills now. Drop everything
+      // and exit; a restart comes back as a new incarnation with clean state.
+      for (const c of port.localClients()) c.close()
+      this.log.fatal({ event: 'node.exit_fenced' }, 'exiting after being declared dead by the cluster')
+      setTimeout(() => process.exit(3), 100)
+    })
     this.membership.on('beatFailed', () => this.metrics.redisUp.set(0))
   }
 
@@ -114,6 +129,13 @@ export class ClusterRuntime {
         const claim = await this.sessions.claim(client.id, !client.clean)
         const state = stateOf(client)
         state.epoch = claim.epoch
+        const foreign = this.foreignClaims.get(client.id)
+        if (foreign && foreign.epoch > claim.epoch) {
+          // A newer connection elsewhere already won the race.
+          this.takeOver(client, 'lost a simultaneous connect')
+          throw new Error('superseded by a newer connection')
+        }
+        this.claimed.set(client.id, { client, epoch: claim.epoch })
         state.sessionPresent = !client.clean && claim.previous !== null && claim.previous.persistent
         const prev = claim.previous
         if (!client.clean && prev && !prev.released && prev.brokerId !== this.brokerId && this.membership.isAlive(prev.brokerId)) {
@@ -128,6 +150,7 @@ export class ClusterRuntime {
   clientClosed (client: AedesClient): void {
     const { epoch } = stateOf(client)
     if (epoch === 0) return
+    if (this.claimed.get(client.id)?.client === client) this.claimed.delete(client.id)
     this.sessions.release(client.id, epoch, !client.clean).catch((err: Error) => {
       this.log.warn({ event: 'session.release_failed', clientId: client.id, err: err.message }, 'could not release session')
     })
@@ -176,14 +199,22 @@ export class ClusterRuntime {
   /** [MQTT-3.1.4-2] across nodes: the connection with the lower epoch goes. */
   private onTakeover (n: TakeoverNotice): void {
     if (n.b === this.brokerId) return
-    const client = this.port?.localClient(n.c)
-    if (!client || client.closed) return
-    const state = stateOf(client)
-    if (state.epoch === 0 || state.epoch >= n.e) return
-    state.takenOver = true
+    const now = Date.now()
+    this.foreignClaims.set(n.c, { epoch: Math.max(n.e, this.foreignClaims.get(n.c)?.epoch ?? 0), at: now })
+    if (this.foreignClaims.size > 1000) {
+      for (const [id, f] of this.foreignClaims) if (now - f.at > 5000) this.foreignClaims.delete(id)
+    }
+    const held = this.claimed.get(n.c)
+    if (!held || held.epoch >= n.e || held.client.closed) return
+    this.takeOver(held.client, `connected on ${n.b}`)
+  }
+
+  private takeOver (client: AedesClient, why: string): void {
+    stateOf(client).takenOver = true
+    // No will for a client that is connected elsewhere (MQTT 5 semantics).
     client._disconnected = true
     this.metrics.takeovers.inc()
-    this.log.info({ event: 'session.taken_over', clientId: n.c, by: n.b, code: 'BROKER_SESSION_TAKEN_OVER' }, 'client id connected on another node; closing here')
+    this.log.info({ event: 'session.taken_over', clientId: client.id, why, code: 'BROKER_SESSION_TAKEN_OVER' }, 'client id connected elsewhere; closing here')
     client.close()
   }
 

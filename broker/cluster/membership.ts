@@ -48,7 +48,6 @@ export class Membership extends EventEmitter {
   members: Member[] = []
   lastBeatOk = 0
   private timer: NodeJS.Timeout | null = null
-  private first = true
   private beating = false
   private readonly r: Scripted
 
@@ -75,13 +74,13 @@ export class Membership extends EventEmitter {
     const { keys, self } = this.opts
     try {
       const info: MemberInfo = { v: 1, ...self, load: this.opts.load() }
-      const [now, wasMember, flat, reaped] = await this.r.heartbeat(
+      const [now, fenced, flat, reaped] = await this.r.heartbeat(
         keys.alive, keys.nodes, keys.dead, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs))
-      if (!this.first && wasMember === 0) {
+      if (fenced === 1) {
         this.opts.log.error({ event: 'cluster.fenced', brokerId: self.brokerId }, 'this node was declared dead while unreachable; dropping its clients')
         this.emit('fenced')
+        return
       }
-      this.first = false
       const members: Member[] = []
       for (let i = 0; i < flat.length; i += 2) {
         try {

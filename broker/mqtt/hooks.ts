@@ -107,7 +107,9 @@ export function createHooks (ctx: HooksContext) {
       for (const filter in subs) {
         if (matches(filter, packet.topic)) { n++; if (subs[filter].qos > granted) granted = subs[filter].qos }
       }
-      if (n > 1 && packet.brokerId && !firstDelivery(stateOf(client), `${packet.brokerId}:${packet.brokerCounter}`)) return null
+      // Repeats come from overlapping filters, and for persistent sessions from
+      // a queue replay racing live delivery (see persistence deliveredLive).
+      if ((n > 1 || !client.clean) && packet.brokerId && !firstDelivery(stateOf(client), `${packet.brokerId}:${packet.brokerCounter}`)) return null
       metrics.messagesOut.inc()
       metrics.bytesOut.inc(packet.payload.length)
       // [MQTT-3.8.4-6] [MQTT-3.3.5-1] delivered at the lower of published and granted QoS.

@@ -35,6 +35,12 @@ export interface RedisPersistenceOptions {
    * predicate allows are stored.
    */
   mayStore: (clientId: string, sub: Sub) => boolean
+  /**
+   * True if this connection already received the packet live. A reconnecting
+   * client's queue is replayed while new messages arrive live; a message can
+   * be in both, and must be sent once.
+   */
+  deliveredLive?: (client: object, packetKey: string) => boolean
   onDropped?: (clientId: string, count: number) => void
   onIndexStale?: () => void
 }
@@ -244,7 +250,7 @@ export class RedisPersistence {
   }
 
   outgoingStream (client: ClientRef): Readable {
-    return Readable.from(this.queued(client.id), { objectMode: true, highWaterMark: 16 })
+    return Readable.from(this.queued(client), { objectMode: true, highWaterMark: 16 })
   }
 
   /**
@@ -252,7 +258,8 @@ export class RedisPersistence {
    * (a few bytes per entry); packets are then fetched in batches, so entries
    * acknowledged meanwhile are skipped rather than shifting a cursor.
    */
-  private async * queued (clientId: string): AsyncGenerator<Packet> {
+  private async * queued (client: ClientRef): AsyncGenerator<Packet> {
+    const clientId = client.id
     const pkeys = await this.redis.lrange(this.keys.queueOf(clientId), 0, -1)
     for (let start = 0; start < pkeys.length; start += STREAM_BATCH) {
       const batch = pkeys.slice(start, start + STREAM_BATCH)
@@ -262,7 +269,7 @@ export class RedisPersistence {
       ])
       for (let i = 0; i < batch.length; i++) {
         const p = bufs[i] && decodeFrame(bufs[i] as Buffer)
-        if (!p) continue
+        if (!p || this.opts.deliveredLive?.(client, batch[i])) continue
         const pkt = toPacket(p.packet)
         if (mids[i] !== null) pkt.messageId = Number(mids[i])
         yield pkt

@@ -6,14 +6,15 @@
   KEYS[2] nodes  HASH brokerId -> member json
   KEYS[3] dead   SET brokerIds whose wills are not all published yet
   ARGV[1] brokerId, ARGV[2] member json, ARGV[3] deadAfterMs
-  Returns { now, wasMember (0/1), { brokerId, json, lastBeat, ... }, { reaped brokerIds } }
-  wasMember = 0 on a node's first beat, or when it was reaped while paused:
-  then its clients' wills are already out and it must drop its clients.
+  Returns { now, fenced (0/1), { brokerId, json, ... }, { reaped brokerIds } }
+  fenced = 1 when this node was itself declared dead while it was paused or
+  cut off: its clients' wills are being published, so it must not go on
+  serving them. (A Redis that lost its data is not fencing: nobody reaped us.)
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = now - tonumber(ARGV[3])
-local wasMember = redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0
+local fenced = redis.call('SISMEMBER', KEYS[3], ARGV[1])
 local reaped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', limit)
 for _, b in ipairs(reaped) do
   if b ~= ARGV[1] then
@@ -31,4 +32,4 @@ for _, b in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 local out = {}
 for _, b in ipairs(reaped) do if b ~= ARGV[1] then out[#out + 1] = b end end
-return { now, wasMember, members, out }
+return { now, fenced, members, out }
