@@ -76,6 +76,7 @@ export class ClusterRuntime {
         log.warn({ event: 'queue.dropped', clientId, count: n, code: 'BROKER_QUEUE_FULL' }, 'offline queue full; oldest messages dropped')
       },
       onIndexStale: () => metrics.indexResyncs.inc(),
+      onReadFailed: (what, err) => log.warn({ event: 'persistence.read_failed', what, err: err.message }, 'a read from Redis failed'),
     })
     this.sessions = new SessionRegistry(this.cmd, this.keys, brokerId)
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message))
@@ -220,7 +221,8 @@ export class ClusterRuntime {
 
   /** Publishes the wills of dead nodes' clients, each exactly once cluster-wide. */
   private async reapDead (): Promise<void> {
-    if (this.reaping || !this.port) return
+    // While Redis is away the outage is already logged; nothing to try.
+    if (this.reaping || !this.port || this.cmd.status !== 'ready') return
     this.reaping = true
     try {
       for (const dead of await this.membership.pendingDead()) {

@@ -43,6 +43,7 @@ export interface RedisPersistenceOptions {
   deliveredLive?: (client: object, packetKey: string) => boolean
   onDropped?: (clientId: string, count: number) => void
   onIndexStale?: () => void
+  onReadFailed?: (what: string, err: Error) => void
 }
 
 const RETAINED_SCAN = 1000
@@ -177,7 +178,20 @@ export class RedisPersistence {
   }
 
   createRetainedStreamCombi (patterns: string[]): Readable {
-    return Readable.from(this.retainedMatching(patterns))
+    return Readable.from(this.retainedOrNothing(patterns))
+  }
+
+  /**
+   * aedes pipes the retained stream without an error handler, so an error
+   * here would crash the process. With Redis away, a new subscriber gets no
+   * retained messages (the SUBACK already went out) and the failure is logged.
+   */
+  private async * retainedOrNothing (patterns: string[]): AsyncGenerator<Packet> {
+    try {
+      yield * this.retainedMatching(patterns)
+    } catch (err) {
+      this.opts.onReadFailed?.('retained', err as Error)
+    }
   }
 
   private async * retainedMatching (patterns: string[]): AsyncGenerator<Packet> {
