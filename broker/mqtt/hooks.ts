@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics.ts'
 import { ThingmeshError } from '../errors.ts'
 import { filterProblem, isReserved, matches, topicProblem } from './topics.ts'
 import { firstDelivery, stateOf } from './client-state.ts'
-import { original as writePacket, releasePuback } from './wire-patches.ts'
+import { releasePuback } from './wire-patches.ts'
 
 /* aedes' Client, as far as the hooks use it. */
 export interface AedesClient {
@@ -36,6 +36,8 @@ type Cb<T = void> = (err: Error | null, result?: T) => void
  */
 export function createHooks (ctx: HooksContext) {
   const { log, metrics } = ctx
+  /** Standalone node only: client ids with a persistent session, for CONNACK session-present. */
+  const localSessions = new Set<string>()
 
   function refuse (client: AedesClient | null, reason: string, detail: Record<string, unknown>): void {
     metrics.rejected.inc({ reason })
@@ -43,17 +45,6 @@ export function createHooks (ctx: HooksContext) {
   }
 
   return {
-    /** [MQTT-3.1.3-8] an empty client id with clean session 0 gets CONNACK 0x02. */
-    preConnect (client: AedesClient, packet: { clientId: string, clean: boolean }, cb: Cb<boolean>): void {
-      if (packet.clientId === '' && packet.clean === false) {
-        refuse(client, 'empty_client_id', {})
-        writePacket({ cmd: 'connack', returnCode: 2, sessionPresent: false }, client.conn)
-        cb(new ThingmeshError('BROKER_NOT_AUTHORIZED', 'empty client id needs clean session [MQTT-3.1.3-8]'), false)
-        return
-      }
-      cb(null, true)
-    },
-
     authenticate (client: AedesClient, username: string | undefined, _password: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
       if (!ctx.allowAnonymous && !username) {
         refuse(client, 'not_authorized', {})
@@ -66,7 +57,12 @@ export function createHooks (ctx: HooksContext) {
       // cannot delete it, and no will is published for a client that is back.
       const existing = ctx.localClient(client.id)
       const claimed = (): void => {
-        if (ctx.sessions === null) { stateOf(client).sessionPresent = false; cb(null, true); return }
+        if (ctx.sessions === null) {
+          stateOf(client).sessionPresent = !client.clean && localSessions.has(client.id)
+          if (client.clean) localSessions.delete(client.id); else localSessions.add(client.id)
+          cb(null, true)
+          return
+        }
         ctx.sessions.claim(client).then(() => { cb(null, true) }, (err: Error) => {
           log.warn({ event: 'client.claim_failed', clientId: client.id, err: err.message }, 'could not register the session in Redis')
           cb(Object.assign(new ThingmeshError('BROKER_REDIS_UNAVAILABLE'), { returnCode: 3 }), false)

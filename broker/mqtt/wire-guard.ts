@@ -6,7 +6,7 @@ export interface WireLimits {
   maxPacketSize: number
 }
 
-export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | 'too_large' | 'bad_flags' | 'empty_subscription'
+export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | 'too_large' | 'bad_flags' | 'empty_subscription' | 'empty_client_id'
 
 /**
  * Watches the bytes aedes reads from a socket and cuts the connection the
@@ -64,6 +64,14 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
       const limit = packets === 0 ? limits.maxConnectPacketSize : limits.maxPacketSize
       if (1 + lenBytes + len > limit) return fail('too_large', `packet of ${1 + lenBytes + len} bytes over the limit of ${limit}`)
       if ((type === 8 || type === 10) && len <= 2) return fail('empty_subscription', 'SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2]')
+      if (packets === 0 && refusesEmptyClientId(buf, i, len)) {
+        // [MQTT-3.1.3-8] must be answered with CONNACK 0x02, but mqtt-packet's
+        // parser rejects this CONNECT outright and aedes would close silently.
+        failed = true
+        onViolation('empty_client_id', 'empty client id with clean session 0 [MQTT-3.1.3-8]')
+        conn.end(CONNACK_IDENTIFIER_REJECTED)
+        return false
+      }
       packets++
       if (len === 0) state = 0; else { state = 2; remaining = len }
     }
@@ -77,4 +85,17 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
     if (buf === null || inspect(buf)) return buf
     return null
   } as typeof conn.read
+}
+
+const CONNACK_IDENTIFIER_REJECTED = Buffer.from([0x20, 0x02, 0x00, 0x02])
+
+/** Reads a CONNECT's flags and client id length, if the chunk holds that far. */
+function refusesEmptyClientId (buf: Buffer, start: number, len: number): boolean {
+  if (start + 2 > buf.length) return false
+  const nameLen = buf.readUInt16BE(start)
+  const flagsAt = start + 2 + nameLen + 1
+  const idLenAt = flagsAt + 3
+  if (idLenAt + 2 > buf.length || idLenAt + 2 > start + len) return false
+  const cleanSession = (buf[flagsAt] & 0x02) !== 0
+  return !cleanSession && buf.readUInt16BE(idLenAt) === 0
 }
