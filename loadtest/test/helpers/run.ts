@@ -20,10 +20,21 @@ export interface CliRun {
   readonly stderr: string
 }
 
+let lastPid = 0
+/** Pid of the most recent runCli child, for signalling it. */
+export function lastSpawnedPid(): number {
+  return lastPid
+}
+
 /** Spawns the bin; `onStdout` can act on output as it arrives (e.g. send SIGINT). */
 export function runCli(argv: string[], opts: { onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] })
+    // A plain environment, as an operator's shell has: tap's hooks (NODE_OPTIONS and
+    // friends) would load the extensionless ESM bin as CommonJS.
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' }
+    // Through sh, to drop the NODE_OPTIONS tap's child-process tracking injects.
+    const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', BIN, ...argv], { cwd: '/', env, stdio: ['ignore', 'pipe', 'pipe'] })
+    lastPid = child.pid ?? 0
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
