@@ -15,7 +15,7 @@ export const optionSpecs = {
   host: { schema: z.string().min(1), default: '127.0.0.1', doc: 'address the MQTT listener binds to' },
   port: { schema: int(0, 65535), default: 1883, doc: 'MQTT TCP port (0 picks a free port)' },
   httpPort: { schema: int(0, 65535), default: 8080, doc: 'HTTP port for /healthz and /metrics (0 picks a free port)' },
-  redis: { schema: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(), default: undefined, doc: 'Redis URL; set it to run as a cluster node, leave it out for a standalone in-memory broker' },
+  redis: { schema: z.string().regex(/^(rediss?|redis\+sentinel):\/\/[^\s]+$/, 'must be redis://host:port, rediss://… or redis+sentinel://host:port,host:port/masterName').optional(), default: undefined, doc: 'Redis URL; set it to run as a cluster node, leave it out for a standalone in-memory broker. redis+sentinel://h1:26379,h2:26379/mymaster follows Sentinel failovers' },
   nodeId: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, _ . or -'), default: undefined, doc: 'stable name of this node (default: hostname-port)' },
   cluster: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'use 1-32 letters, digits, _ . or -'), default: 'thingmesh', doc: 'cluster name; prefixes every Redis key, so several clusters can share a Redis' },
   logLevel: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'log level (logs are JSON on stderr)' },

@@ -35,7 +35,9 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
     keepAlive: 1000,
     noDelay: true,
   }
-  const redis = new Redis(opts.url, settings)
+  const redis = opts.url.startsWith('redis+sentinel://')
+    ? new Redis({ ...settings, ...parseSentinelUrl(opts.url) })
+    : new Redis(opts.url, settings)
   let downSince: number | null = null
   let everUp = false
   redis.on('ready', () => {
@@ -71,5 +73,33 @@ export function defineScripts (redis: Redis, dir: URL): void {
     if (!m) continue
     const lua = readFileSync(new URL(file, dir), 'utf8')
     redis.defineCommand(m[1], m[2] === undefined ? { lua } : { lua, numberOfKeys: Number(m[2]) })
+  }
+}
+
+/**
+ * `redis+sentinel://[user:pass@]h1:26379,h2:26379/masterName[?db=N]`. The
+ * password (if any) is used for the Redis servers; Sentinels are assumed to
+ * need none unless `sentinelPassword` is given as a query parameter.
+ */
+export function parseSentinelUrl (url: string): RedisOptions {
+  const m = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)\/([^/?]+)(?:\?(.*))?$/.exec(url)
+  if (!m) throw new Error(`invalid Sentinel URL ${url}: expected redis+sentinel://host:port,host:port/masterName`)
+  const [, user, pass, hosts, name, query] = m
+  const params = new URLSearchParams(query ?? '')
+  const sentinels = hosts.split(',').map((hp) => {
+    const [host, port] = hp.split(':')
+    return { host, port: Number(port || 26379) }
+  })
+  return {
+    sentinels,
+    name: decodeURIComponent(name),
+    username: user ? decodeURIComponent(user) : undefined,
+    password: pass ? decodeURIComponent(pass) : undefined,
+    sentinelPassword: params.get('sentinelPassword') ?? undefined,
+    db: params.has('db') ? Number(params.get('db')) : undefined,
+    // Subscribe to Sentinel's +switch-master so a failover is followed at once,
+    // not on the next failed command.
+    failoverDetector: true,
+    sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
   }
 }
