@@ -11,6 +11,7 @@ import { createHooks, type AedesClient } from './mqtt/hooks.ts'
 import { guardSocket } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
 import { stateOf } from './mqtt/client-state.ts'
+import { startSysPublisher } from './sys-topics.ts'
 
 export interface RunningNode {
   readonly config: NodeConfig
@@ -107,6 +108,16 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     }, { host: config.host, port: mqttPort, httpPort: config.httpPort })
     await cluster.start()
   }
+  const stopSys = startSysPublisher({
+    nodeId: config.nodeId,
+    intervalMs: config.heartbeatMs,
+    log,
+    load,
+    members: () => cluster
+      ? cluster.membership.members.map((m) => ({ nodeId: m.nodeId, brokerId: m.brokerId, host: m.host, port: m.port, load: m.load }))
+      : [{ nodeId: config.nodeId, brokerId, host: config.host, port: mqttPort, load: load() }],
+    publish: (topic, payload) => new Promise((resolve, reject) => broker.publish({ topic, payload: Buffer.from(payload), qos: 0, retain: false } as never, (err?: Error) => err ? reject(err) : resolve())),
+  })
 
   let listening = true
   const http = await startHttp(config.host, config.httpPort, {
@@ -142,6 +153,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     stop: () => {
       stopping ??= (async () => {
         listening = false
+        stopSys()
         server.close()
         // Publish the wills of the clients we are about to disconnect while
         // Redis is still up [issue 3 defect 13], then close them without
