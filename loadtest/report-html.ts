@@ -44,9 +44,7 @@ body{font:14px system-ui,sans-serif;margin:24px;color:#111;max-width:${W + 40}px
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 pre{background:#f6f8fa;padding:12px;border-radius:6px;overflow:auto}
 svg{background:#fff;border:1px solid #ddd;border-radius:6px;margin:8px 0}
-.axis{stroke:#999;stroke-width:1}.grid{stroke:#eee;stroke-width:1}
-.ev{stroke:#b91c1c;stroke-dasharray:4 3;stroke-width:1.2}
-text{font:11px system-ui,sans-serif;fill:#444}.evl{fill:#b91c1c}
+svg text{font:11px system-ui,sans-serif}
 </style></head><body>
 <h1>thingmesh loadtest — ${esc(r.scenario)}${r.interrupted ? ' (interrupted)' : ''}</h1>
 <p>Started ${esc(r.startedAt)} against ${r.settings.urls.map(esc).join(', ')}.</p>
@@ -70,18 +68,22 @@ function chart(title: string, maxT: number, events: readonly RunEvent[], series:
   const parts: string[] = []
   for (let i = 0; i <= 4; i++) {
     const v = (maxV * i) / 4
-    parts.push(`<line class="grid" x1="${PAD.l}" x2="${PAD.l + iw}" y1="${y(v)}" y2="${y(v)}"/>`)
-    parts.push(`<text x="${PAD.l - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`)
+    parts.push(`<line stroke="#eee" x1="${PAD.l}" x2="${PAD.l + iw}" y1="${y(v)}" y2="${y(v)}"/>`)
+    parts.push(`<text fill="#444" font-size="11" x="${PAD.l - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`)
   }
   const step = niceCeil(maxT / 10)
   for (let t = 0; t <= maxT + 1e-9; t += step) {
-    parts.push(`<text x="${x(t)}" y="${PAD.t + ih + 16}" text-anchor="middle">${fmt(t)}s</text>`)
+    parts.push(`<text fill="#444" font-size="11" x="${x(t)}" y="${PAD.t + ih + 16}" text-anchor="middle">${fmt(t)}s</text>`)
   }
-  parts.push(`<line class="axis" x1="${PAD.l}" x2="${PAD.l}" y1="${PAD.t}" y2="${PAD.t + ih}"/>`)
-  parts.push(`<line class="axis" x1="${PAD.l}" x2="${PAD.l + iw}" y1="${PAD.t + ih}" y2="${PAD.t + ih}"/>`)
+  parts.push(`<line stroke="#999" x1="${PAD.l}" x2="${PAD.l}" y1="${PAD.t}" y2="${PAD.t + ih}"/>`)
+  parts.push(`<line stroke="#999" x1="${PAD.l}" x2="${PAD.l + iw}" y1="${PAD.t + ih}" y2="${PAD.t + ih}"/>`)
   events.forEach((e, i) => {
-    parts.push(`<line class="ev" x1="${x(e.t)}" x2="${x(e.t)}" y1="${PAD.t}" y2="${PAD.t + ih}"><title>${esc(e.label)}</title></line>`)
-    parts.push(`<text class="evl" x="${x(e.t) + 3}" y="${PAD.t + 10 + (i % 3) * 11}">${esc(truncate(e.label, 28))}</text>`)
+    // Styles are attributes, not CSS classes, so a chart copied out of the page still renders.
+    parts.push(`<line stroke="#b91c1c" stroke-dasharray="4 3" x1="${x(e.t)}" x2="${x(e.t)}" y1="${PAD.t}" y2="${PAD.t + ih}"><title>${esc(e.label)}</title></line>`)
+    const right = x(e.t) > PAD.l + iw * 0.75
+    parts.push(
+      `<text fill="#b91c1c" font-size="11" x="${x(e.t) + (right ? -3 : 3)}" y="${PAD.t + 10 + (i % 4) * 11}" text-anchor="${right ? 'end' : 'start'}">${esc(truncate(e.label, 32))}</text>`,
+    )
   })
   series.forEach((s, i) => {
     if (s.points.length > 0) {
@@ -89,10 +91,10 @@ function chart(title: string, maxT: number, events: readonly RunEvent[], series:
       parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"><title>${esc(s.name)}</title></path>`)
     }
     const lx = PAD.l + 8 + i * 140
-    parts.push(`<rect x="${lx}" y="8" width="10" height="10" fill="${s.color}"/><text x="${lx + 14}" y="17">${esc(s.name)}</text>`)
+    parts.push(`<rect x="${lx}" y="8" width="10" height="10" fill="${s.color}"/><text fill="#444" font-size="11" x="${lx + 14}" y="17">${esc(s.name)}</text>`)
   })
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">
-<text x="${W - PAD.r}" y="17" text-anchor="end" font-weight="bold">${esc(title)}</text>
+<text fill="#111" font-size="12" x="${W - PAD.r}" y="17" text-anchor="end" font-weight="bold">${esc(title)}</text>
 ${parts.join('\n')}
 </svg>`
 }

@@ -273,6 +273,7 @@ export class Shard {
       this.#latency.recordUs(now - m.tsUs)
       this.#interval.recordUs(now - m.tsUs)
     }
+    this.#drainCheck?.()
   }
 
   startPublishing(): void {
@@ -397,8 +398,13 @@ export class Shard {
         if (e !== undefined) want.set(s, Object.values(e).reduce((a, b) => a + b, 0))
       }
     }
+    // Devices wait for the state change of their last update, but only once an
+    // engine has shown it answers at all; otherwise there is nothing to wait for.
+    const devices = this.#pubs.filter((p) => p.spec.role === 'device')
     const complete = (): boolean =>
-      this.#pubs.every((p) => p.inflight === 0) && [...want].every(([s, n]) => s.settled >= n)
+      this.#pubs.every((p) => p.inflight === 0) &&
+      [...want].every(([s, n]) => s.settled >= n) &&
+      (this.#notifications === 0 || devices.every((d) => d.maxNotifiedSeq >= d.seq))
     if (complete() || timeoutMs <= 0) return Promise.resolve()
     return new Promise<void>((resolve) => {
       const timer = setTimeout(finish, timeoutMs)

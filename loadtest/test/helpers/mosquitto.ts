@@ -70,7 +70,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
       } catch {
         pid = null
       }
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r))
         child.kill('SIGTERM')
         await exited
