@@ -14,4 +14,15 @@ export function configTable (): string {
   return rows.join('\n')
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(configTable())
+
+/** Replaces the README's table between the config markers. */
+export function withConfigTable (readme: string): string {
+  return readme.replace(/<!-- config:start -->[\s\S]*?<!-- config:end -->/, `<!-- config:start -->\n${configTable()}\n<!-- config:end -->`)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { readFileSync, writeFileSync } = await import('node:fs')
+  const path = new URL('../README.md', import.meta.url)
+  writeFileSync(path, withConfigTable(readFileSync(path, 'utf8')))
+  console.log('README.md configuration table updated')
+}
