@@ -30,9 +30,21 @@ export function freePort(): Promise<number> {
   })
 }
 
-export async function startMosquitto(): Promise<Mosquitto> {
+export interface MosquittoOptions {
+  /** Extra lines for the listener (certfile, keyfile, ...) given the broker's directory. */
+  readonly listener?: (dir: string) => string[]
+  /** Extra global config lines. */
+  readonly global?: string[]
+  /** The listener speaks TLS (the URL becomes mqtts://). */
+  readonly tls?: boolean
+  /** Called with the directory before start (e.g. to write certificates). */
+  readonly prepare?: (dir: string) => void
+}
+
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tmlt-mosq-'))
+  opts.prepare?.(dir)
   // Run as root, mosquitto drops to its own user before writing the pid file.
   chmodSync(dir, 0o777)
   const confPath = join(dir, 'mosquitto.conf')
@@ -40,7 +52,9 @@ export async function startMosquitto(): Promise<Mosquitto> {
   writeFileSync(
     confPath,
     [
+      ...(opts.global ?? []),
       `listener ${port} 127.0.0.1`,
+      ...(opts.listener?.(dir) ?? []),
       'allow_anonymous true',
       'persistence false',
       `pid_file ${pidFile}`,
@@ -55,7 +69,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
   )
   const child = spawn(MOSQUITTO, ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
   await waitForRunning(child)
-  const url = `mqtt://127.0.0.1:${port}`
+  const url = `${opts.tls === true ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`
   return {
     port,
     url,
