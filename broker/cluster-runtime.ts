@@ -38,6 +38,7 @@ export class ClusterRuntime {
   private subEverReady = false
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
+  private expiryTimer: NodeJS.Timeout | null = null
   /** Connections holding a claim on this node, by client id. */
   private readonly claimed = new Map<string, { client: AedesClient, epoch: number }>()
   /**
@@ -121,6 +122,10 @@ export class ClusterRuntime {
     // finishes such leftovers on its own heartbeat.
     this.reapTimer = setInterval(() => { void this.reapDead() }, this.config.heartbeatMs)
     this.reapTimer.unref()
+    if (this.config.sessionExpirySec > 0) {
+      this.expiryTimer = setInterval(() => { void this.expireSessions() }, Math.max(this.config.heartbeatMs, 1000))
+      this.expiryTimer.unref()
+    }
   }
 
   /** The session hooks the MQTT side calls on CONNECT. */
@@ -137,6 +142,7 @@ export class ClusterRuntime {
           throw new Error('superseded by a newer connection')
         }
         this.claimed.set(client.id, { client, epoch: claim.epoch })
+        if (!client.clean) await this.persistence.sessionSeen(client.id, true)
         state.sessionPresent = !client.clean && claim.previous !== null && claim.previous.persistent
         const prev = claim.previous
         if (!client.clean && prev && !prev.released && prev.brokerId !== this.brokerId && this.membership.isAlive(prev.brokerId)) {
@@ -151,6 +157,9 @@ export class ClusterRuntime {
   clientClosed (client: AedesClient): void {
     const { epoch } = stateOf(client)
     if (epoch === 0) return
+    if (!client.clean && !stateOf(client).takenOver) {
+      this.persistence.sessionSeen(client.id, false).catch(() => { /* expiry bookkeeping only */ })
+    }
     if (this.claimed.get(client.id)?.client === client) this.claimed.delete(client.id)
     this.sessions.release(client.id, epoch, !client.clean).catch((err: Error) => {
       this.log.warn({ event: 'session.release_failed', clientId: client.id, err: err.message }, 'could not release session')
@@ -173,6 +182,7 @@ export class ClusterRuntime {
 
   async stop (): Promise<void> {
     if (this.reapTimer) clearInterval(this.reapTimer)
+    if (this.expiryTimer) clearInterval(this.expiryTimer)
     await this.membership?.stop()
     await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
   }
@@ -184,7 +194,33 @@ export class ClusterRuntime {
     this.metrics.pubsubCuts.inc()
     this.log.warn({ event: 'pubsub.reconnected' }, 'pub/sub link restored; resyncing the subscription index')
     this.subReady = true
-    void this.persistence.resync()
+    void this.persistence.resync().then(() => this.redeliverAfterCut())
+  }
+
+  /**
+   * Frames sent while the pub/sub link was down never reached this node. For
+   * clean sessions they are lost (pub/sub is at-most-once; counted in
+   * thingmesh_pubsub_reconnects_total). Persistent sessions have them in
+   * their Redis queue: send each local one what it has not received yet.
+   */
+  private async redeliverAfterCut (): Promise<void> {
+    if (!this.port) return
+    let sent = 0
+    for (const client of this.port.localClients()) {
+      if (client.clean || client.closed) continue
+      const deliver = (client as AedesClient & { deliverQoS?: (p: object, cb: () => void) => void }).deliverQoS
+      if (!deliver) continue
+      try {
+        for await (const packet of this.persistence.outgoingStream(client)) {
+          if (client.closed) break
+          await new Promise<void>((resolve) => deliver(packet as object, resolve))
+          sent++
+        }
+      } catch (err) {
+        this.log.warn({ event: 'pubsub.redeliver_failed', clientId: client.id, err: (err as Error).message }, 'could not redeliver queued messages; they stay queued')
+      }
+    }
+    this.log.info({ event: 'pubsub.redelivered', messages: sent }, 'redelivered queued messages missed during the pub/sub cut')
   }
 
   private onMessage (channel: string, message: Buffer): void {
@@ -217,6 +253,20 @@ export class ClusterRuntime {
     this.metrics.takeovers.inc()
     this.log.info({ event: 'session.taken_over', clientId: client.id, why, code: 'BROKER_SESSION_TAKEN_OVER' }, 'client id connected elsewhere; closing here')
     client.close()
+  }
+
+  /** [issue 3 defect 14] sessions of clients that never return do not grow without bound. */
+  private async expireSessions (): Promise<void> {
+    if (this.cmd.status !== 'ready') return
+    try {
+      const expired = await this.persistence.expireSessions(this.config.sessionExpirySec)
+      if (expired.length > 0) {
+        this.metrics.sessionsExpired.inc(expired.length)
+        this.log.info({ event: 'session.expired', count: expired.length, clientIds: expired.slice(0, 20) }, 'expired persistent sessions')
+      }
+    } catch (err) {
+      this.log.debug({ event: 'session.expiry_failed', err: (err as Error).message })
+    }
   }
 
   /** Publishes the wills of dead nodes' clients, each exactly once cluster-wide. */

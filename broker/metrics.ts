@@ -26,10 +26,14 @@ export function createMetrics () {
     busDropped: new Gauge({ name: 'thingmesh_bus_dropped_total', help: 'publishes Redis refused (QoS0 dropped, QoS>0 refused to the publisher)', registers: [registry] }),
     rejected: new Counter({ name: 'thingmesh_clients_rejected_total', help: 'connections closed for bad input or policy', labelNames: ['reason'], registers: [registry] }),
     queueDropped: new Counter({ name: 'thingmesh_queue_dropped_total', help: 'queued messages dropped by the per-client queue cap (oldest first)', registers: [registry] }),
+    sessionsExpired: new Counter({ name: 'thingmesh_sessions_expired_total', help: 'persistent sessions deleted after --session-expiry-sec', registers: [registry] }),
     takeovers: new Counter({ name: 'thingmesh_session_takeovers_total', help: 'connections closed because their client id connected elsewhere', registers: [registry] }),
     willsPublished: new Counter({ name: 'thingmesh_dead_node_wills_total', help: 'wills this node published for clients of dead nodes', registers: [registry] }),
     indexResyncs: new Counter({ name: 'thingmesh_subscription_index_resyncs_total', help: 'rebuilds of the subscription index from Redis', registers: [registry] }),
     pubsubCuts: new Counter({ name: 'thingmesh_pubsub_reconnects_total', help: 'times the Redis pub/sub link was lost and re-established', registers: [registry] }),
+    auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
+    authQueue: new Gauge({ name: 'thingmesh_auth_hash_queue', help: 'password hashes waiting for a slot', registers: [registry] }),
+    adminRequests: new Counter({ name: 'thingmesh_admin_requests_total', help: 'admin requests answered by this node, by outcome (ok or error code)', labelNames: ['result'], registers: [registry] }),
   }
   return m
 }

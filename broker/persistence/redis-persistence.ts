@@ -22,6 +22,7 @@ interface Scripted {
   outgoingClearBuffer(...args: Array<string | number>): Promise<Buffer | null>
   putWill(...args: Array<string | Buffer>): Promise<number>
   takeWillBuffer(...args: string[]): Promise<Buffer | null>
+  expireSessions(...args: Array<string | number>): Promise<string[]>
 }
 
 export interface RedisPersistenceOptions {
@@ -49,6 +50,7 @@ export interface RedisPersistenceOptions {
 const RETAINED_SCAN = 1000
 const STREAM_BATCH = 200
 const GLOB_FREE = /[+#]/
+const STALE_WAIT_MS = 2000
 
 /**
  * The aedes persistence of a cluster node, in Redis, replacing
@@ -150,8 +152,36 @@ export class RedisPersistence {
     return Object.entries(all).map(([topic, json]) => ({ topic, ...JSON.parse(json) }))
   }
 
+  /**
+   * Called for every QoS>0 publish. A stale index (a change may have been
+   * missed) is never served: the publish waits for the resync, bounded, and
+   * fails (no PUBACK) if Redis cannot give a snapshot in time.
+   */
   async subscriptionsByTopic (topic: string): Promise<StoredSub[]> {
+    if (this.index.stale) await this.whenCurrent()
     return this.index.match(topic)
+  }
+
+  private async whenCurrent (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('subscription index is resyncing; publish refused')), STALE_WAIT_MS)
+    })
+    try {
+      await Promise.race([this.resyncing ?? this.resync(), timeout])
+    } finally { clearTimeout(timer) }
+  }
+
+  /** Marks a persistent client gone (for expiry) or back. */
+  async sessionSeen (clientId: string, connected: boolean): Promise<void> {
+    if (connected) await this.redis.zrem(this.keys.sessions, clientId)
+    else await this.redis.zadd(this.keys.sessions, Date.now(), clientId)
+  }
+
+  /** Deletes sessions gone longer than `expirySec`; returns how many. */
+  async expireSessions (expirySec: number): Promise<string[]> {
+    return this.r.expireSessions(this.keys.sessions, this.keys.subClients, this.keys.subVersion, this.keys.owners,
+      Date.now() - expirySec * 1000, this.keys.prefix, this.keys.controlChannel, 500)
   }
 
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
