@@ -18,7 +18,7 @@ t.test('kill -9 and restart: gap, recovery, and exact accounting', async (t) => 
   t.ok(r.events.some((e) => e.label.startsWith('exec: kill -9')))
   t.equal(f.clientsDisconnected, 5, 'every client lost its connection')
   t.equal(f.clientsStillDown, 0)
-  t.ok(f.recoveryMs !== null && f.recoveryMs > 0 && f.recoveryMs < 4000, `recovery ${f.recoveryMs} ms`)
+  t.ok(f.recoveryMs !== null && f.recoveryMs > 0 && f.recoveryMs < 10_000, `recovery ${f.recoveryMs} ms`)
   t.ok(f.longestGapMs > 0, `gap ${f.longestGapMs} ms`)
   t.equal(r.settings.qos, 1)
   // Whatever was lost, every message is either delivered once or counted lost.

@@ -78,7 +78,8 @@ t.test('latency: fixed rate, two URLs, two workers', async (t) => {
     'latency', '--url', `${broker.url},${alt}`, '--clients', '4', '--subscribers', '2',
     '--rate', '200', '--duration', '2', '--workers', '2', '--qos', '1', '--topic', 'lt-e/{clientId}',
   ])
-  t.ok(r.messages.sent >= 360 && r.messages.sent <= 440, `about 400 sent at 200/s, got ${r.messages.sent}`)
+  // Never above the rate; the floor is loose because the test machine may be busy.
+  t.ok(r.messages.sent >= 250 && r.messages.sent <= 410, `about 400 sent at 200/s, got ${r.messages.sent}`)
   t.equal(r.messages.received, r.messages.sent * 2)
   t.equal(r.loss.lost, 0)
   t.equal(r.latency.count, r.messages.sent * 2)
