@@ -40,6 +40,22 @@ start.action(async (opts: Record<string, unknown>) => {
   process.on('SIGINT', () => stop('SIGINT'))
 })
 
+program.command('import')
+  .description('validate a thing engine module (JSON bundle); with --redis, apply it to the cluster as one version, all-or-nothing')
+  .argument('<module>', 'module bundle JSON file')
+  .option('--redis <url>', 'cluster Redis URL; without it the bundle is only validated')
+  .option('--cluster <name>', 'cluster name (Redis key prefix)', 'thingmesh')
+  .option('--dry-run', 'validate against the cluster\'s current definitions, print every problem with its JSON path, apply nothing')
+  .option('--timeout <ms>', 'how long to wait for every live node to confirm the new version', '2000')
+  .action(async (file: string, opts: { redis?: string, cluster: string, dryRun?: boolean, timeout: string }) => {
+    const { runImport } = await import('./commands/import.ts')
+    const code = await runImport(file, {
+      cluster: opts.cluster, dryRun: opts.dryRun === true, partitions: 64,
+      rolloutTimeoutMs: Number(opts.timeout) || 2000, deadAfterMs: 3000,
+      ...(opts.redis === undefined ? {} : { redis: opts.redis }),
+    }, (line) => process.stdout.write(line + '\n'))
+    process.exit(code)
+  })
 try {
   await program.parseAsync(process.argv)
 } catch (err) {

@@ -31,6 +31,9 @@ export const optionSpecs = {
   drainTimeoutMs: { schema: int(0, 600000), default: 10000, doc: 'a client whose socket stays full this long is disconnected (0 = never)' },
   redisCommandTimeoutMs: { schema: int(100, 60000), default: 2000, doc: 'a Redis command unanswered this long fails, so a cut link is noticed' },
   allowAnonymous: { schema: bool, default: true, doc: 'accept clients without credentials' },
+  partitions: { schema: int(1, 65536), default: 64, doc: 'thing engine partitions; every node of a cluster must use the same number' },
+  engineLeaseMs: { schema: int(200, 60000), default: 2000, doc: 'thing engine partition lease; a node silent this long loses its partitions (renewed every quarter of it)' },
+  import: { schema: z.string().min(1), default: undefined, doc: 'thing engine module (JSON bundle) imported at start, all-or-nothing' },
 } as const satisfies Record<string, { schema: z.ZodType, default: unknown, doc: string }>
 
 export type OptionKey = keyof typeof optionSpecs
@@ -64,6 +67,9 @@ export interface NodeConfig {
   readonly drainTimeoutMs: number
   readonly redisCommandTimeoutMs: number
   readonly allowAnonymous: boolean
+  readonly partitions: number
+  readonly engineLeaseMs: number
+  readonly import: string | undefined
 }
 
 /** `httpPort` -> `--http-port`, `THINGMESH_HTTP_PORT`. */

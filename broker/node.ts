@@ -8,6 +8,8 @@ import { createMetrics, type Metrics } from './metrics.ts'
 import { startHttp } from './http/server.ts'
 import { ClusterRuntime } from './cluster-runtime.ts'
 import { createHooks, type AedesClient } from './mqtt/hooks.ts'
+import { startEngine, type EngineBridge } from './engine-bridge.ts'
+import type { EngineApi } from '../engine/runtime/index.ts'
 import { guardSocket } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
 import { stateOf } from './mqtt/client-state.ts'
@@ -20,6 +22,8 @@ export interface RunningNode {
   readonly httpPort: number
   readonly metrics: Metrics
   readonly broker: Aedes
+  /** The thing engine (admin layer entry point). */
+  readonly engine: EngineApi
   /** Graceful stop: stop accepting, publish wills, disconnect, leave the cluster. */
   stop(): Promise<void>
 }
@@ -48,6 +52,9 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
   }
 
   let broker: Aedes
+  let engineBridge: EngineBridge | null = null
+  let engineReady: (b: EngineBridge) => void = () => {}
+  const engineStarted = new Promise<EngineBridge>((resolve) => { engineReady = resolve })
   // aedes keeps its connected clients in `clients`, untyped in its .d.ts.
   const clients = (): Record<string, AedesClient> => (broker as unknown as { clients: Record<string, AedesClient> }).clients
   const hooks = createHooks({
@@ -56,6 +63,8 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     allowAnonymous: config.allowAnonymous,
     sessions: cluster?.sessionHooks() ?? null,
     localClient: (id) => clients()[id],
+    // Engine writes that arrive before the engine runs wait for it (their PUBACK with them).
+    ingest: (packet, client) => engineBridge !== null ? engineBridge.ingest(packet, client) : engineStarted.then((b) => b.ingest(packet, client)),
   })
   broker = await Aedes.createBroker({
     id: brokerId,
@@ -119,6 +128,14 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     publish: (topic, payload) => new Promise((resolve, reject) => broker.publish({ topic, payload: Buffer.from(payload), qos: 0, retain: false } as never, (err?: Error) => err ? reject(err) : resolve())),
   })
 
+  engineBridge = await startEngine({
+    config, brokerId, log,
+    publish: (packet) => new Promise((resolve, reject) => broker.publish(packet as never, (err?: Error) => err ? reject(err) : resolve())),
+    liveNodes: () => cluster ? cluster.membership.members.map((m) => m.brokerId) : [brokerId],
+  })
+  engineReady(engineBridge)
+  const engine = engineBridge
+
   let listening = true
   const http = await startHttp(config.host, config.httpPort, {
     health: () => {
@@ -149,7 +166,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
 
   let stopping: Promise<void> | null = null
   return {
-    config, brokerId, mqttPort, httpPort: http.port, metrics, broker,
+    config, brokerId, mqttPort, httpPort: http.port, metrics, broker, engine: engine.engine,
     stop: () => {
       stopping ??= (async () => {
         listening = false
@@ -166,6 +183,8 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
             await new Promise<void>((resolve) => broker.publish(will as never, () => resolve()))
           }
         }))
+        // The engine hands its partitions over while the broker can still publish its outbox.
+        await engine.stop()
         await new Promise<void>((resolve) => broker.close(() => resolve()))
         http.server.close()
         if (cluster) {

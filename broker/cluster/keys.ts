@@ -43,6 +43,37 @@ export interface Keys {
   readonly busChannel: string
   /** Pub/sub channel carrying control messages (versioned JSON). */
   readonly controlChannel: string
+  /** Thing engine keys (engine/runtime); layout in docs/engine.md. */
+  readonly engine: EngineKeys
+}
+
+export interface EngineKeys {
+  /** HASH partition -> "brokerId|token|expiresAt" (Redis server ms): partition leases. */
+  readonly leases: string
+  /** STRING counter: fencing tokens, strictly increasing across the cluster. */
+  readonly fence: string
+  /** ZSET brokerId -> last engine beat (Redis server ms): nodes that may own partitions. */
+  readonly alive: string
+  /** HASH partition -> id of the last log entry applied (the checkpoint). */
+  readonly checkpoints: string
+  /** STREAM: the partition's input log (device writes, desired writes, rule writes, ticks). */
+  logOf(partition: number): string
+  /** HASH thingId -> JSON ThingState of the things in the partition. */
+  stateOf(partition: number): string
+  /** LIST of JSON effect batches committed but not yet published. */
+  outboxOf(partition: number): string
+  /** STREAM of a property's values (properties with history), entry id = value ts. */
+  historyOf(thingId: string, property: string): string
+  /** HASH "thingId/alert" -> JSON alert record: the alert index for listing. */
+  readonly alerts: string
+  /** STRING: current definitions version. */
+  readonly defsVersion: string
+  /** HASH version -> JSON list of definition changes (the ordered definitions log). */
+  readonly defsLog: string
+  /** HASH brokerId -> definitions version the node runs. */
+  readonly defsApplied: string
+  /** Pub/sub channel: definition notices and acknowledgements (versioned JSON). */
+  readonly channel: string
 }
 
 export function createKeys (cluster: string): Keys {
@@ -67,5 +98,20 @@ export function createKeys (cluster: string): Keys {
     incomingOf: (c: string) => p + 'in:' + c,
     busChannel: p + 'bus',
     controlChannel: p + 'ctl',
+    engine: Object.freeze({
+      leases: p + 'eng:leases',
+      fence: p + 'eng:fence',
+      alive: p + 'eng:alive',
+      checkpoints: p + 'eng:ckpt',
+      logOf: (n: number) => p + 'eng:log:' + n,
+      stateOf: (n: number) => p + 'eng:state:' + n,
+      outboxOf: (n: number) => p + 'eng:outbox:' + n,
+      historyOf: (t: string, prop: string) => p + 'eng:hist:' + t + ':' + prop,
+      alerts: p + 'eng:alerts',
+      defsVersion: p + 'eng:defs:version',
+      defsLog: p + 'eng:defs:log',
+      defsApplied: p + 'eng:defs:applied',
+      channel: p + 'eng:ctl',
+    }),
   })
 }

@@ -27,6 +27,12 @@ export interface HooksContext {
   allowAnonymous: boolean
   sessions: SessionHooks | null
   localClient(id: string): AedesClient | undefined
+  /**
+   * Makes a client publish durable where it must be (the thing engine's
+   * partition log) before its PUBACK is released; a rejection withholds the
+   * PUBACK, so the client resends.
+   */
+  ingest?: (packet: { topic: string, qos: number, payload: Buffer }, client: AedesClient) => Promise<void>
 }
 
 type Cb<T = void> = (err: Error | null, result?: T) => void
@@ -113,10 +119,20 @@ export function createHooks (ctx: HooksContext) {
       return packet
     },
 
-    published (packet: { qos: number, messageId?: number, payload: Buffer }, client: (AedesClient & { conn: import('node:stream').Duplex }) | null, cb: (err?: Error | null) => void): void {
+    published (packet: { topic: string, qos: number, messageId?: number, payload: Buffer }, client: (AedesClient & { conn: import('node:stream').Duplex }) | null, cb: (err?: Error | null) => void): void {
       if (client) {
         metrics.messagesIn.inc({ qos: String(packet.qos) })
         metrics.bytesIn.inc(packet.payload.length)
+        if (ctx.ingest) {
+          ctx.ingest(packet, client).then(() => {
+            if (packet.qos === 1 && packet.messageId !== undefined) releasePuback(client, packet.messageId)
+            cb(null)
+          }, (err: Error) => {
+            log.warn({ event: 'engine.ingest_failed', clientId: client.id, topic: packet.topic.slice(0, 256), err: err.message }, 'publish not made durable; no PUBACK')
+            cb(err)
+          })
+          return
+        }
         if (packet.qos === 1 && packet.messageId !== undefined) releasePuback(client, packet.messageId)
       }
       cb(null)
