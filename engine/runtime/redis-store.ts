@@ -1,0 +1,244 @@
+// The cluster's engine store. Every multi-key change is one Lua script in
+// ./lua (file name = key count, header = KEYS/ARGV/reply); single-key reads
+// and writes are plain commands. Keys come from broker/cluster/keys.ts.
+
+import type { Redis } from 'ioredis'
+import type { EngineKeys } from '../../broker/cluster/keys.ts'
+import type { DefinitionChange, ThingState } from '../index.ts'
+import type { HistoryPoint } from './api.ts'
+import type { OutMessage } from './batch.ts'
+import { decodeEntry, encodeEntry, type EntryFields, type LogEntry } from './entries.ts'
+import { RuntimeError, runtimeCodeOf } from './errors.ts'
+import type { BeatResult, Commit, EngineStore, LoadedPartition } from './store.ts'
+
+/** Directory of the engine's Lua scripts, for defineScripts(). */
+export const ENGINE_LUA_DIR = new URL('./lua/', import.meta.url)
+
+interface Scripts {
+  ingest(key: string, ...args: string[]): Promise<string>
+  beat(k1: string, k2: string, k3: string, ...args: string[]): Promise<[string[], string[]]>
+  outboxAck(k1: string, k2: string, ...args: string[]): Promise<number>
+  defsPut(k1: string, k2: string, ...args: string[]): Promise<[number, number]>
+  commit(numKeys: number, ...keysAndArgs: string[]): Promise<number>
+}
+
+export interface RedisStoreOptions {
+  /** Commands and scripts (ENGINE_LUA_DIR defined on it). */
+  cmd: Redis
+  /** Blocking XREAD only. */
+  reader: Redis
+  /** Subscriber connection for the engine channel. */
+  sub: Redis
+  keys: EngineKeys
+  partitions: number
+  backlogMax: number
+  historyMax: number
+  historyMaxAgeMs: number
+  leaseMs: number
+}
+
+export class RedisStore implements EngineStore {
+  readonly mode = 'cluster' as const
+  private readonly s: Scripts
+  private readonly k: EngineKeys
+  private readonly partitionOfKey = new Map<string, number>()
+  private noticeHandlers: Array<(msg: { t: string, version: number, b?: string }) => void> = []
+
+  constructor (private readonly o: RedisStoreOptions) {
+    this.s = o.cmd as unknown as Scripts
+    this.k = o.keys
+    for (let p = 0; p < o.partitions; p++) this.partitionOfKey.set(o.keys.logOf(p), p)
+    o.sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.k.channel) return
+      let msg: { v?: number, t?: string, version?: number, b?: string }
+      try { msg = JSON.parse(message) } catch { return }
+      // Notices are versioned: a node of another release ignores what it cannot read.
+      if (msg.v !== 1 || typeof msg.t !== 'string' || typeof msg.version !== 'number') return
+      for (const h of this.noticeHandlers) h(msg as { t: string, version: number, b?: string })
+    })
+  }
+
+  async subscribe (): Promise<void> {
+    await this.o.sub.subscribe(this.k.channel)
+  }
+
+  async append (partition: number, entry: EntryFields): Promise<string> {
+    try {
+      return await this.s.ingest(this.k.logOf(partition), String(this.o.backlogMax), ...encodeEntry(entry))
+    } catch (err) {
+      if (runtimeCodeOf(err) === 'ENGINE_BACKLOG_FULL') throw new RuntimeError('ENGINE_BACKLOG_FULL')
+      throw err
+    }
+  }
+
+  async read (from: ReadonlyMap<number, string>, count: number, blockMs: number): Promise<Array<{ partition: number, entries: LogEntry[] }>> {
+    if (from.size === 0) return []
+    const keys: string[] = []
+    const ids: string[] = []
+    for (const [p, id] of from) { keys.push(this.k.logOf(p)); ids.push(id === '' ? '0-0' : id) }
+    const reply = await this.o.reader.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids) as Array<[string, Array<[string, string[]]>]> | null
+    if (reply === null) return []
+    const out: Array<{ partition: number, entries: LogEntry[] }> = []
+    for (const [key, items] of reply) {
+      const partition = this.partitionOfKey.get(key)
+      if (partition === undefined) continue
+      const entries: LogEntry[] = []
+      for (const [id, fields] of items) {
+        const e = decodeEntry(id, fields)
+        // An undecodable entry still advances the checkpoint: it is skipped
+        // (kind 'tick' for an unknown thing produces nothing), never retried forever.
+        entries.push(e ?? { id, t: '', k: 'tick', p: '', v: '', n: 0, o: '', d: 0 })
+      }
+      out.push({ partition, entries })
+    }
+    return out
+  }
+
+  async load (partition: number): Promise<LoadedPartition> {
+    const [ck, flat, outbox] = await Promise.all([
+      this.o.cmd.hget(this.k.checkpoints, String(partition)),
+      this.o.cmd.hgetall(this.k.stateOf(partition)),
+      this.o.cmd.lrange(this.k.outboxOf(partition), 0, -1),
+    ])
+    const states = new Map<string, ThingState>()
+    for (const [id, json] of Object.entries(flat)) {
+      try { states.set(id, JSON.parse(json) as ThingState) } catch { /* unreadable state: the thing starts from its defaults */ }
+    }
+    const batches: OutMessage[][] = []
+    for (const b of outbox) {
+      try { batches.push(JSON.parse(b) as OutMessage[]) } catch { batches.push([]) }
+    }
+    return { checkpoint: ck ?? '', states, outbox: batches }
+  }
+
+  async commit (c: Commit): Promise<void> {
+    const k = this.k
+    const keys = [k.leases, k.checkpoints, k.stateOf(c.partition), k.outboxOf(c.partition), k.logOf(c.partition), k.alerts]
+    const keyIndex = new Map<string, number>()
+    const indexOf = (key: string): string => {
+      let i = keyIndex.get(key)
+      if (i === undefined) { keys.push(key); i = keys.length; keyIndex.set(key, i) }
+      return String(i)
+    }
+    const tail: string[] = []
+    for (const [id, s] of c.states) tail.push(id, JSON.stringify(s))
+    for (const a of c.alerts) tail.push(`${a.thingId}/${a.alert}`, JSON.stringify(a.record))
+    for (const h of c.history) tail.push(indexOf(k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
+    for (const f of c.feedback) tail.push(indexOf(k.logOf(f.partition)), ...encodeEntry(f.entry).filter((_, i) => i % 2 === 1))
+    const lastTs = c.history.reduce((m, h) => Math.max(m, h.ts), 0)
+    const minId = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
+    const args = [
+      String(c.partition), String(c.token), c.from, c.to,
+      String(c.states.size), String(c.alerts.length), String(c.history.length), String(c.feedback.length),
+      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), minId,
+      ...tail,
+    ]
+    try {
+      await this.s.commit(keys.length, ...keys, ...args)
+    } catch (err) {
+      const code = runtimeCodeOf(err)
+      if (code !== undefined) throw new RuntimeError(code, (err as Error).message)
+      throw err
+    }
+  }
+
+  async ackOutbox (partition: number, token: number, batches: number): Promise<void> {
+    try {
+      await this.s.outboxAck(this.k.leases, this.k.outboxOf(partition), String(partition), String(token), String(batches))
+    } catch (err) {
+      if (runtimeCodeOf(err) === 'ENGINE_FENCED') throw new RuntimeError('ENGINE_FENCED')
+      throw err
+    }
+  }
+
+  async beat (brokerId: string, want: readonly number[], release: ReadonlyMap<number, number>): Promise<BeatResult> {
+    const rel: string[] = []
+    for (const [p, t] of release) rel.push(String(p), String(t))
+    const [flat, live] = await this.s.beat(this.k.leases, this.k.fence, this.k.alive,
+      brokerId, String(this.o.leaseMs), String(want.length), ...want.map(String), ...rel)
+    const owners = new Array<string | null>(this.o.partitions).fill(null)
+    const held = new Map<number, number>()
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const p = Number(flat[i])
+      if (!(p >= 0 && p < this.o.partitions)) continue
+      owners[p] = flat[i + 1] as string
+      if (flat[i + 1] === brokerId) held.set(p, Number(flat[i + 2]))
+    }
+    return { owners, held, live }
+  }
+
+  async releaseAll (brokerId: string, held: ReadonlyMap<number, number>): Promise<void> {
+    if (held.size === 0) return
+    await this.beat(brokerId, [], held)
+    await this.o.cmd.zrem(this.k.alive, brokerId)
+  }
+
+  async getState (partition: number, thingId: string): Promise<ThingState | undefined> {
+    const json = await this.o.cmd.hget(this.k.stateOf(partition), thingId)
+    return json === null ? undefined : JSON.parse(json) as ThingState
+  }
+
+  async history (thingId: string, property: string, from: number, to: number, limit: number): Promise<HistoryPoint[]> {
+    const items = await this.o.cmd.xrange(this.k.historyOf(thingId, property), String(Math.max(0, from)), Number.isFinite(to) ? String(to) : '+', 'COUNT', limit)
+    return items.map(([id, fields]) => {
+      const v = JSON.parse(fields[1] ?? 'null') as { value: unknown, quality?: string } | null
+      const point: HistoryPoint = { ts: Number(id.slice(0, id.indexOf('-'))), value: v?.value ?? null }
+      if (v?.quality !== undefined) point.quality = v.quality
+      return point
+    })
+  }
+
+  async alerts (): Promise<Array<{ thingId: string, alert: unknown }>> {
+    const flat = await this.o.cmd.hgetall(this.k.alerts)
+    return Object.entries(flat).map(([field, json]) => ({ thingId: field.slice(0, field.lastIndexOf('/')), alert: JSON.parse(json) as unknown }))
+  }
+
+  async defsVersion (): Promise<number> {
+    return Number(await this.o.cmd.get(this.k.defsVersion) ?? 0)
+  }
+
+  async defsChanges (from: number, to: number): Promise<DefinitionChange[][]> {
+    if (to < from) return []
+    const versions: string[] = []
+    for (let v = from; v <= to; v++) versions.push(String(v))
+    const out: DefinitionChange[][] = []
+    // Bounded chunks: a node far behind does not ask for everything at once.
+    for (let i = 0; i < versions.length; i += 100) {
+      const chunk = await this.o.cmd.hmget(this.k.defsLog, ...versions.slice(i, i + 100))
+      for (const json of chunk) {
+        if (json === null) throw new RuntimeError('ENGINE_STORE_FAILED', 'a definitions version is missing from the log')
+        out.push(JSON.parse(json) as DefinitionChange[])
+      }
+    }
+    return out
+  }
+
+  async defsPut (expected: number, changes: readonly DefinitionChange[]): Promise<boolean> {
+    const [ok] = await this.s.defsPut(this.k.defsVersion, this.k.defsLog, String(expected), JSON.stringify(changes))
+    return ok === 1
+  }
+
+  async defsMarkApplied (brokerId: string, version: number): Promise<void> {
+    await this.o.cmd.hset(this.k.defsApplied, brokerId, String(version))
+  }
+
+  async defsApplied (): Promise<Map<string, number>> {
+    const flat = await this.o.cmd.hgetall(this.k.defsApplied)
+    return new Map(Object.entries(flat).map(([b, v]) => [b, Number(v)]))
+  }
+
+  async notify (msg: { t: 'defs', version: number } | { t: 'applied', version: number, b: string }): Promise<void> {
+    await this.o.cmd.publish(this.k.channel, JSON.stringify({ v: 1, ...msg }))
+  }
+
+  onNotice (handler: (msg: { t: string, version: number, b?: string }) => void): void {
+    this.noticeHandlers.push(handler)
+  }
+
+  async close (): Promise<void> {
+    this.noticeHandlers = []
+    // The reader may sit in a blocking XREAD: disconnect instead of QUIT.
+    this.o.reader.disconnect()
+    await Promise.allSettled([this.o.sub.quit(), this.o.cmd.quit()])
+  }
+}
