@@ -214,4 +214,12 @@ t.test('k8s manifests', async (t) => {
   const custom = (hpa.spec.metrics as Obj[]).find((m) => m.type === 'Pods')
   t.match(read('broker/metrics.ts'), new RegExp(`name: '${custom?.pods.metric.name}'`), 'the custom metric is one the node exports')
   t.ok((hpa.spec.metrics as Obj[]).some((m) => m.type === 'Resource' && m.resource.name === 'cpu'), 'CPU fallback')
+  const cap = Number(cm.data.THINGMESH_MAX_CONNECTIONS ?? (optionSpecs as Record<string, { default?: unknown }>).maxConnections?.default)
+  if (Number.isFinite(cap) && cap > 0) {
+    const target = Number(custom?.pods.target.averageValue)
+    const n = hpa.spec.minReplicas as number
+    t.ok(target * n / (n - 1) < cap, `${target} clients per pod fit on ${n - 1} pods under the ${cap} cap when one is lost`)
+  } else {
+    t.comment('no per-node connection cap configured: headroom check skipped')
+  }
 })
