@@ -80,7 +80,8 @@ export async function runLoadtest(config: LoadtestConfig, hooks: RunHooks = {}):
     event('connecting')
     const connectStart = nowMs()
     const connects = await raceStop(Promise.all(shards.map((s) => s.connect())), signal, deadline)
-    const connectReports: ConnectReport[] = connects ?? []
+    // Stopped while connecting: report how far it got.
+    const connectReports: ConnectReport[] = connects ?? (await Promise.all(shards.map((s) => s.connectReport())))
     // Measured inside the shards so worker start-up is not counted as connect time.
     const connectMs = connects === null ? nowMs() - connectStart : Math.max(0, ...connects.map((c) => c.durationMs))
     event('connected')

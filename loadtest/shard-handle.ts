@@ -8,6 +8,7 @@ import { Shard, type ConnectReport, type ShardReport, type ShardSample } from '.
 
 export interface ShardHandle {
   connect(): Promise<ConnectReport>
+  connectReport(): Promise<ConnectReport>
   startPublishing(): Promise<void>
   whenDone(): Promise<void>
   sample(): Promise<ShardSample>
@@ -23,6 +24,7 @@ export function localShard(config: LoadtestConfig, plan: ShardPlan): ShardHandle
   const s = new Shard(config, plan)
   return {
     connect: () => s.connect(),
+    connectReport: async () => s.connectReport(),
     startPublishing: async () => s.startPublishing(),
     whenDone: () => s.whenDone(),
     sample: async () => s.sample(),
@@ -47,7 +49,6 @@ export function workerShard(config: LoadtestConfig, plan: ShardPlan): ShardHandl
   // The entry is plain JS that registers tsx first: worker threads do not
   // inherit the loader hooks the main thread registered.
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { config, plan } })
-  worker.unref()
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let nextId = 1
   let dead: Error | null = null
@@ -75,6 +76,7 @@ export function workerShard(config: LoadtestConfig, plan: ShardPlan): ShardHandl
   }
   return {
     connect: () => call('connect'),
+    connectReport: () => call('connectReport'),
     startPublishing: () => call('startPublishing'),
     whenDone: () => call('whenDone'),
     sample: () => call('sample'),

@@ -103,6 +103,7 @@ export class Shard {
   #drainCheck: (() => void) | null = null
   #expected: Record<string, Record<string, number>> | null = null
   #closing = false
+  #connectStarted = performance.now()
   readonly #ownPrefix: string
 
   constructor(config: LoadtestConfig, plan: ShardPlan) {
@@ -115,22 +116,28 @@ export class Shard {
   /** Opens every client at this shard's share of --ramp; resolves when each has connected or failed once. */
   async connect(): Promise<ConnectReport> {
     const rampShare = this.#config.ramp / this.#config.workers
-    const started = performance.now()
+    this.#connectStarted = performance.now()
     const firsts: Promise<void>[] = []
     for (let i = 0; i < this.#plan.clients.length; i++) {
       if (this.#closing) break
-      const due = started + (i * 1000) / rampShare
+      const due = this.#connectStarted + (i * 1000) / rampShare
       const wait = due - performance.now()
       if (wait > 1) await new Promise((r) => setTimeout(r, wait))
+      if (this.#closing) break
       firsts.push(this.#open(this.#plan.clients[i]!))
     }
     await Promise.all(firsts)
+    return this.connectReport()
+  }
+
+  /** Connection progress so far; also used when a run is stopped while still connecting. */
+  connectReport(): ConnectReport {
     return {
-      attempted: firsts.length,
+      attempted: this.#conns.length,
       connected: this.#conns.filter((c) => c.up).length,
       failures: { ...this.#failures },
       connectTimes: this.#connectTimes.encode(),
-      durationMs: performance.now() - started,
+      durationMs: performance.now() - this.#connectStarted,
     }
   }
 

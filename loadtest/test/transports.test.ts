@@ -58,5 +58,6 @@ t.test('conn: failures are counted by reason', async (t) => {
   const failed = Object.values(r.connections.failures).reduce((a, b) => a + b, 0)
   t.ok(failed >= 3 && failed <= 4, JSON.stringify(r.connections.failures))
   t.equal(r.connections.connected + failed, 10, 'every client either connected or failed with a reason')
-  t.same(Object.keys(r.connections.failures), ['closed before CONNACK'])
+  // mosquitto closes the socket; whether the client sees a clean close or a reset depends on timing.
+  for (const reason of Object.keys(r.connections.failures)) t.match(reason, /^(closed before CONNACK|ECONNRESET|EPIPE)$/)
 })
