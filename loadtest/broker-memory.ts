@@ -34,8 +34,12 @@ async function rssFromMetrics(url: string): Promise<number | null> {
   }
 }
 
-/** process_resident_memory_bytes from Prometheus text format (prom-client's default metric). */
+/**
+ * process_resident_memory_bytes from Prometheus text format (prom-client's
+ * default metric), with or without a registry prefix such as thingmesh's
+ * `thingmesh_process_`.
+ */
 export function parseRss(text: string): number | null {
-  const m = /^process_resident_memory_bytes(?:\{[^}]*\})?\s+([0-9.eE+]+)/m.exec(text)
+  const m = /^[a-zA-Z_:]*process_resident_memory_bytes(?:\{[^}]*\})?\s+([0-9.eE+]+)/m.exec(text)
   return m ? Number(m[1]) : null
 }
