@@ -3,6 +3,8 @@ import { envOf, flagOf, loadConfig, optionSpecs } from '../broker/config.ts'
 import { isThingmeshError } from '../broker/errors.ts'
 import { createLogger } from '../broker/log.ts'
 import { startNode } from '../broker/node.ts'
+import { registerAdmin } from './commands/admin.ts'
+import { registerUsers } from './commands/users.ts'
 
 /**
  * The `thingmesh` command line. Each subcommand parses its options here and
@@ -56,6 +58,10 @@ program.command('import')
     }, (line) => process.stdout.write(line + '\n'))
     process.exit(code)
   })
+
+registerAdmin(program)
+registerUsers(program)
+
 try {
   await program.parseAsync(process.argv)
 } catch (err) {

@@ -30,7 +30,26 @@ export const optionSpecs = {
   maxQueuedMessages: { schema: int(1, 10000000), default: 10000, doc: 'per-client offline queue cap; the oldest message is dropped past it (counted in metrics)' },
   drainTimeoutMs: { schema: int(0, 600000), default: 10000, doc: 'a client whose socket stays full this long is disconnected (0 = never)' },
   redisCommandTimeoutMs: { schema: int(100, 60000), default: 2000, doc: 'a Redis command unanswered this long fails, so a cut link is noticed' },
-  allowAnonymous: { schema: bool, default: true, doc: 'accept clients without credentials' },
+  allowAnonymous: { schema: bool, default: undefined, doc: 'accept clients without credentials (default: only a standalone node bound to loopback with no users, like Mosquitto 2)' },
+  adminUsername: { schema: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'use 1-64 letters, digits, _ . @ or -'), default: 'admin', doc: 'name of the first admin user created from --admin-password' },
+  adminPassword: { schema: z.string().min(8, 'must be at least 8 characters').max(1024), default: undefined, doc: 'creates the first admin user at start if no admin exists (prefer the environment variable: flags show in ps)' },
+  tlsPort: { schema: int(0, 65535), default: undefined, doc: 'MQTT over TLS port (TLS 1.2+ only); needs --tls-cert and --tls-key' },
+  tlsCert: { schema: z.string().min(1), default: undefined, doc: 'PEM certificate chain file of the TLS listener' },
+  tlsKey: { schema: z.string().min(1), default: undefined, doc: 'PEM private key file of the TLS listener' },
+  tlsCa: { schema: z.string().min(1), default: undefined, doc: 'PEM CA file: enables mutual TLS; a client certificate is required and its CN names the user' },
+  wsPort: { schema: int(0, 65535), default: undefined, doc: 'MQTT over WebSocket port (path /mqtt or any)' },
+  wsOrigins: { schema: z.string(), default: '', doc: 'comma-separated Origin allow-list for WebSocket upgrades; empty = only clients sending no Origin (non-browsers), * = any' },
+  wsMaxPayload: { schema: int(1024, 268435455), default: 2097152, doc: 'largest WebSocket message accepted, bytes; larger ones close the socket with 1009' },
+  maxConnections: { schema: int(0, 10000000), default: 20000, doc: 'connections this node accepts at once, all listeners (0 = no cap)' },
+  maxConnectionsPerIp: { schema: int(0, 10000000), default: 2000, doc: 'connections one remote address may hold at once (0 = no cap)' },
+  connectRatePerIp: { schema: int(0, 1000000), default: 200, doc: 'new connections per second one remote address may open, with a burst of the same size (0 = no cap)' },
+  maxSubscriptionsPerClient: { schema: int(0, 10000000), default: 1000, doc: 'topic filters one client may hold; more get SUBACK 0x80 (0 = no cap)' },
+  publishRatePerClient: { schema: int(0, 10000000), default: 1000, doc: 'PUBLISH packets per second one client may send, with a burst of twice that; a client over it is disconnected (0 = no cap)' },
+  maxInflightInbound: { schema: int(0, 65535), default: 100, doc: 'inbound QoS2 messages one client may have awaiting PUBREL; more disconnect it' },
+  authFailuresPerMinute: { schema: int(1, 100000), default: 10, doc: 'failed logins one remote address may make per minute before further attempts are refused for the rest of the minute' },
+  authCacheTtlMs: { schema: int(0, 86400000), default: 300000, doc: 'how long a verified password is remembered (0 = never); user changes invalidate it at once' },
+  authConcurrency: { schema: int(1, 64), default: 2, doc: 'password hashes computed at once; more wait in a bounded queue so a reconnect storm cannot stall the node' },
+  auditMax: { schema: int(10, 10000000), default: 10000, doc: 'admin audit records kept (oldest dropped)' },
   partitions: { schema: int(1, 65536), default: 64, doc: 'thing engine partitions; every node of a cluster must use the same number' },
   engineLeaseMs: { schema: int(200, 60000), default: 2000, doc: 'thing engine partition lease; a node silent this long loses its partitions (renewed every quarter of it)' },
   import: { schema: z.string().min(1), default: undefined, doc: 'thing engine module (JSON bundle) imported at start, all-or-nothing' },
@@ -66,7 +85,27 @@ export interface NodeConfig {
   readonly maxQueuedMessages: number
   readonly drainTimeoutMs: number
   readonly redisCommandTimeoutMs: number
-  readonly allowAnonymous: boolean
+  /** undefined: decided per connection (standalone, loopback, no users), see auth/policy.ts. */
+  readonly allowAnonymous: boolean | undefined
+  readonly adminUsername: string
+  readonly adminPassword: string | undefined
+  readonly tlsPort: number | undefined
+  readonly tlsCert: string | undefined
+  readonly tlsKey: string | undefined
+  readonly tlsCa: string | undefined
+  readonly wsPort: number | undefined
+  readonly wsOrigins: string
+  readonly wsMaxPayload: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerIp: number
+  readonly connectRatePerIp: number
+  readonly maxSubscriptionsPerClient: number
+  readonly publishRatePerClient: number
+  readonly maxInflightInbound: number
+  readonly authFailuresPerMinute: number
+  readonly authCacheTtlMs: number
+  readonly authConcurrency: number
+  readonly auditMax: number
   readonly partitions: number
   readonly engineLeaseMs: number
   readonly import: string | undefined
@@ -120,6 +159,9 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   const data = parsed.data as Omit<NodeConfig, 'nodeId'> & { nodeId?: string }
   const problems: string[] = []
   if (data.deadAfterMs < 2 * data.heartbeatMs) problems.push(`${flagOf('deadAfterMs')}: must be at least twice ${flagOf('heartbeatMs')} or live nodes get declared dead`)
+  if (data.tlsPort !== undefined && (!data.tlsCert || !data.tlsKey)) problems.push(`${flagOf('tlsPort')}: needs ${flagOf('tlsCert')} and ${flagOf('tlsKey')}`)
+  if (data.tlsPort === undefined && (data.tlsCert || data.tlsKey || data.tlsCa)) problems.push(`${flagOf('tlsCert')}/${flagOf('tlsKey')}/${flagOf('tlsCa')}: given without ${flagOf('tlsPort')}`)
+  if (data.wsMaxPayload < data.maxConnectPacketSize) problems.push(`${flagOf('wsMaxPayload')}: must be at least ${flagOf('maxConnectPacketSize')}`)
   if (problems.length > 0) throw new ThingmeshError('CONFIG_INVALID', 'invalid configuration: ' + problems.join('; '), { problems })
   const nodeId = data.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${data.port}`
   return Object.freeze({ ...data, nodeId })

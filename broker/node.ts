@@ -1,6 +1,5 @@
-import { createServer, type Server, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { isIP } from 'node:net'
 import { Aedes } from 'aedes'
 import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
@@ -14,12 +13,17 @@ import { guardSocket } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
 import { stateOf } from './mqtt/client-state.ts'
 import { startSysPublisher } from './sys-topics.ts'
+import { Authenticator, ensureFirstAdmin, MemoryUserStore, RedisUserStore, type UserStore } from './auth/index.ts'
+import { startListeners, connInfoOf } from './listeners/index.ts'
+import { ClusterState, createAdminService, interceptAdminRequests, MemoryAuditLog, RedisAuditLog, StandaloneState } from './admin/index.ts'
 
 export interface RunningNode {
   readonly config: NodeConfig
   readonly brokerId: string
   readonly mqttPort: number
   readonly httpPort: number
+  readonly tlsPort: number | undefined
+  readonly wsPort: number | undefined
   readonly metrics: Metrics
   readonly broker: Aedes
   /** The thing engine (admin layer entry point). */
@@ -51,6 +55,18 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     await cluster.connect()
   }
 
+  const users: UserStore = cluster ? new RedisUserStore(cluster.cmd, cluster.keys) : new MemoryUserStore()
+  if (config.adminPassword) await ensureFirstAdmin(users, config.adminUsername, config.adminPassword, log)
+  const auth = new Authenticator({
+    users, log, metrics,
+    allowAnonymous: config.allowAnonymous,
+    standaloneLoopback: !cluster && isLoopback(config.host),
+    failuresPerMinute: config.authFailuresPerMinute,
+    cacheTtlMs: config.authCacheTtlMs,
+    concurrency: config.authConcurrency,
+  })
+  const localSessions = new Set<string>()
+
   let broker: Aedes
   let engineBridge: EngineBridge | null = null
   let engineReady: (b: EngineBridge) => void = () => {}
@@ -60,7 +76,10 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
   const hooks = createHooks({
     log,
     metrics,
-    allowAnonymous: config.allowAnonymous,
+    auth,
+    connInfo: connInfoOf,
+    limits: config,
+    localSessions,
     sessions: cluster?.sessionHooks() ?? null,
     localClient: (id) => clients()[id],
     // Engine writes that arrive before the engine runs wait for it (their PUBACK with them).
@@ -74,6 +93,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     keepaliveLimit: config.keepaliveLimit,
     drainTimeout: config.drainTimeoutMs,
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+    maxInflightInbound: config.maxInflightInbound,
     ...hooks,
   } as never)
   ;(broker as unknown as Record<symbol, boolean>)[THINGMESH_BROKER] = true
@@ -88,21 +108,48 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     log.debug({ event: 'connection.error', err: err.message }, 'connection error before CONNECT')
   })
 
-  const handle = broker.handle
-  const server: Server = createServer((socket: Socket) => {
-    socket.setNoDelay(true)
-    guardSocket(socket, config, (reason, detail) => {
-      metrics.rejected.inc({ reason })
-      log.info({ event: 'client.wire_violation', reason, detail, remote: socket.remoteAddress, code: reason === 'too_large' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_MALFORMED_PACKET' }, 'connection closed for a bad packet')
+  let mqttPort = 0
+  const adminState = cluster
+    ? new ClusterState({
+      cmd: cluster.cmd, sub: cluster.sub, keys: cluster.keys, brokerId,
+      members: () => cluster!.membership?.members ?? [],
+      persistence: cluster.persistence,
+      waitReleased: (id, epoch, ms) => cluster!.sessions.waitReleased(id, epoch, ms),
+      closeLocal: (id, epoch) => {
+        const c = clients()[id]
+        if (!c || c.closed || stateOf(c).epoch !== epoch) return false
+        c.close()
+        return true
+      },
+    }, log)
+    : new StandaloneState({
+      nodeId: config.nodeId, brokerId, host: config.host, port: () => mqttPort,
+      load: () => load(),
+      clients: () => clients(),
+      persistence: (broker as unknown as { persistence: never }).persistence,
+      on: (event, fn) => { broker.on(event, fn as never) },
+      forgetSession: (id) => { localSessions.delete(id) },
     })
-    const client = handle(socket, undefined as never) as unknown as { duplicates: unknown }
+  const admin = createAdminService({
+    nodeId: config.nodeId,
+    state: adminState,
+    users,
+    audit: cluster ? new RedisAuditLog(cluster.cmd, cluster.keys.audit, config.auditMax) : new MemoryAuditLog(config.auditMax),
+    engine: () => engineBridge?.engine,
+  }, log, metrics)
+  interceptAdminRequests(broker as never, admin, log)
+
+  // Every transport (TCP, TLS, WebSocket) goes through the wire guard [S1, S2, S8].
+  const handle = broker.handle
+  const listeners = await startListeners(config, log, metrics, (conn, info) => {
+    guardSocket(conn, config, (reason, detail) => {
+      metrics.rejected.inc({ reason })
+      log.info({ event: 'client.wire_violation', reason, detail, remote: info.address, transport: info.transport, code: reason === 'too_large' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_MALFORMED_PACKET' }, 'connection closed for a bad packet')
+    })
+    const client = handle(conn as never, undefined as never) as unknown as { duplicates: unknown }
     client.duplicates = NEVER_SEEN
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(config.port, config.host, () => { server.off('error', reject); resolve() })
-  })
-  const mqttPort = (server.address() as AddressInfo).port
+  mqttPort = listeners.ports.mqtt
 
   const load = (): Record<string, number> => ({
     connections: broker.connectedClients,
@@ -162,16 +209,16 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     },
   })
 
-  log.info({ event: 'node.started', brokerId, mqtt: `${config.host}:${mqttPort}`, http: `${config.host}:${http.port}`, mode: cluster ? 'cluster' : 'standalone' }, 'thingmesh node listening')
+  log.info({ event: 'node.started', brokerId, mqtt: `${config.host}:${mqttPort}`, tls: listeners.ports.tls, ws: listeners.ports.ws, anonymous: auth.anonymousAllowed(), http: `${config.host}:${http.port}`, mode: cluster ? 'cluster' : 'standalone' }, 'thingmesh node listening')
 
   let stopping: Promise<void> | null = null
   return {
-    config, brokerId, mqttPort, httpPort: http.port, metrics, broker, engine: engine.engine,
+    config, brokerId, mqttPort, tlsPort: listeners.ports.tls, wsPort: listeners.ports.ws, httpPort: http.port, metrics, broker, engine: engine.engine,
     stop: () => {
       stopping ??= (async () => {
         listening = false
         stopSys()
-        server.close()
+        listeners.close()
         // Publish the wills of the clients we are about to disconnect while
         // Redis is still up [issue 3 defect 13], then close them without
         // letting aedes publish them a second time.
@@ -196,6 +243,11 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
       return stopping
     },
   }
+}
+
+/** Mosquitto 2's rule: anonymous access is a default only where nothing but this machine can connect. */
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
 }
 
 function redactUrl (url: string): string {

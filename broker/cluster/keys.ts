@@ -43,6 +43,12 @@ export interface Keys {
   readonly busChannel: string
   /** Pub/sub channel carrying control messages (versioned JSON). */
   readonly controlChannel: string
+  /** HASH username -> JSON user record {v, username, role, hash, ...} (see auth/users.ts). */
+  readonly users: string
+  /** SET of usernames with the admin role, so "last admin" is checked atomically. */
+  readonly admins: string
+  /** LIST of JSON audit records, newest first, capped (see admin/audit.ts). */
+  readonly audit: string
   /** Thing engine keys (engine/runtime); layout in docs/engine.md. */
   readonly engine: EngineKeys
 }
@@ -98,6 +104,9 @@ export function createKeys (cluster: string): Keys {
     incomingOf: (c: string) => p + 'in:' + c,
     busChannel: p + 'bus',
     controlChannel: p + 'ctl',
+    users: p + 'users',
+    admins: p + 'admins',
+    audit: p + 'audit',
     engine: Object.freeze({
       leases: p + 'eng:leases',
       fence: p + 'eng:fence',

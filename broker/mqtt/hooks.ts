@@ -4,6 +4,8 @@ import { ThingmeshError } from '../errors.ts'
 import { filterProblem, isReserved, matches, topicProblem } from './topics.ts'
 import { firstDelivery, stateOf } from './client-state.ts'
 import { releasePuback } from './wire-patches.ts'
+import { AuthRefusal, mayPublish, mayReceive, maySubscribeAcl, principalOf, setPrincipal, TokenBucket, type Authenticator, type Principal } from '../auth/index.ts'
+import type { ConnInfo } from '../listeners/index.ts'
 
 /* aedes' Client, as far as the hooks use it. */
 export interface AedesClient {
@@ -24,8 +26,13 @@ export interface SessionHooks {
 export interface HooksContext {
   log: Logger
   metrics: Metrics
-  allowAnonymous: boolean
+  auth: Authenticator
+  /** Transport facts (remote address, client certificate) of a connection. */
+  connInfo(conn: object): ConnInfo | undefined
+  limits: { maxSubscriptionsPerClient: number, publishRatePerClient: number }
   sessions: SessionHooks | null
+  /** Standalone node only: client ids with a persistent session (admin sessions/delete forgets one). */
+  localSessions?: Set<string>
   localClient(id: string): AedesClient | undefined
   /**
    * Makes a client publish durable where it must be (the thing engine's
@@ -43,80 +50,88 @@ type Cb<T = void> = (err: Error | null, result?: T) => void
 export function createHooks (ctx: HooksContext) {
   const { log, metrics } = ctx
   /** Standalone node only: client ids with a persistent session, for CONNACK session-present. */
-  const localSessions = new Set<string>()
+  const localSessions = ctx.localSessions ?? new Set<string>()
+  /** Per client: publish token bucket, and filters granted but maybe not yet in client.subscriptions. */
+  const buckets = new WeakMap<object, TokenBucket>()
+  const granting = new WeakMap<object, Map<string, number>>()
+  const publishRate = ctx.limits.publishRatePerClient
+  const maxSubs = ctx.limits.maxSubscriptionsPerClient
+
+  /** Counts the client's filters, including grants aedes has not added yet (a SUBSCRIBE is authorized filter by filter, in parallel). */
+  function subscriptionCount (client: AedesClient, filter: string): number {
+    const pending = granting.get(client) ?? new Map<string, number>()
+    granting.set(client, pending)
+    const now = Date.now()
+    for (const [f, at] of pending) if (f in client.subscriptions || now - at > 5000) pending.delete(f)
+    if (filter in client.subscriptions || pending.has(filter)) return -1 // a replacement, not a new filter
+    return Object.keys(client.subscriptions).length + pending.size
+  }
 
   function refuse (client: AedesClient | null, reason: string, detail: Record<string, unknown>): void {
     metrics.rejected.inc({ reason })
     log.info({ event: 'client.refused', reason, clientId: client?.id, ...detail }, 'client refused')
   }
 
-  return {
-    authenticate (client: AedesClient, username: string | undefined, _password: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
-      if (!ctx.allowAnonymous && !username) {
-        refuse(client, 'not_authorized', {})
-        const err = Object.assign(new ThingmeshError('BROKER_NOT_AUTHORIZED', 'credentials required'), { returnCode: 5 })
-        cb(err, false)
-        return
-      }
-      // A second connection with this id on this node: close the first here,
-      // before aedes stores the new will, so the old connection's will cleanup
-      // cannot delete it, and no will is published for a client that is back.
-      const existing = ctx.localClient(client.id)
-      const claimed = (): void => {
-        if (ctx.sessions === null) {
-          stateOf(client).sessionPresent = !client.clean && localSessions.has(client.id)
-          if (client.clean) localSessions.delete(client.id); else localSessions.add(client.id)
-          cb(null, true)
-          return
-        }
-        ctx.sessions.claim(client).then(() => { cb(null, true) }, (err: Error) => {
-          log.warn({ event: 'client.claim_failed', clientId: client.id, err: err.message }, 'could not register the session in Redis')
-          cb(Object.assign(new ThingmeshError('BROKER_REDIS_UNAVAILABLE'), { returnCode: 3 }), false)
-        })
-      }
-      if (existing && existing !== client && !existing.closed) {
-        stateOf(existing).takenOver = true
-        existing._disconnected = true
-        metrics.takeovers.inc()
-        existing.close(claimed)
-      } else {
-        claimed()
-      }
+  const hooks = {
+    authenticate (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
+      const info = ctx.connInfo(client.conn)
+      ctx.auth.authenticate({ clientId: client.id, username, password, address: info?.address ?? '', certName: info?.certName }).then((principal) => {
+        if (client.closed) { cb(new Error('connection closed during authentication'), false); return }
+        setPrincipal(client, principal)
+        admitted(client, cb)
+      }, (err: Error) => {
+        if (err instanceof AuthRefusal) { cb(Object.assign(err, { returnCode: err.returnCode }), false); return }
+        log.warn({ event: 'auth.failed', clientId: client.id, err: err.message }, 'authentication failed unexpectedly')
+        cb(Object.assign(new ThingmeshError('BROKER_REDIS_UNAVAILABLE'), { returnCode: 3 }), false)
+      })
     },
 
     authorizePublish (client: AedesClient | null, packet: { topic: string }, cb: (err?: Error | null) => void): void {
       if (client === null) { cb(null); return }
+      const principal = principalOf(client)
+      if (!principal) { cb(new ThingmeshError('BROKER_NOT_AUTHORIZED')); return }
+      if (publishRate > 0) {
+        let bucket = buckets.get(client)
+        if (!bucket) { bucket = new TokenBucket(publishRate, 2 * publishRate); buckets.set(client, bucket) }
+        if (!bucket.take()) { refuse(client, 'publish_rate', { code: 'BROKER_LIMIT_PUBLISH_RATE' }); cb(new ThingmeshError('BROKER_LIMIT_PUBLISH_RATE')); return }
+      }
       const problem = topicProblem(packet.topic)
       if (problem) { refuse(client, 'invalid_topic', { topic: packet.topic }); cb(new ThingmeshError('BROKER_INVALID_FILTER', problem)); return }
-      if (isReserved(packet.topic)) { refuse(client, 'reserved_topic', { topic: packet.topic }); cb(new ThingmeshError('BROKER_TOPIC_RESERVED')); return }
+      if (!mayPublish(principal, packet.topic)) {
+        const reserved = packet.topic.startsWith('$')
+        refuse(client, reserved ? 'reserved_topic' : 'acl_denied', { topic: packet.topic.slice(0, 256), username: principal.username })
+        cb(new ThingmeshError(reserved ? 'BROKER_TOPIC_RESERVED' : 'AUTH_ACL_DENIED'))
+        return
+      }
       cb(null)
     },
 
     authorizeSubscribe (client: AedesClient, sub: { topic: string, qos: number }, cb: (err: Error | null, sub?: unknown) => void): void {
-      if (!maySubscribe(sub.topic)) {
-        refuse(client, filterProblem(sub.topic) ? 'invalid_filter' : 'reserved_topic', { filter: sub.topic })
+      const principal = principalOf(client)
+      const filter = sub.topic
+      if (!principal || filterProblem(filter) !== null || !maySubscribeAcl(principal, filter)) {
+        const reason = filterProblem(filter) ? 'invalid_filter' : filter.startsWith('$') ? 'reserved_topic' : 'acl_denied'
+        refuse(client, reason, { filter: filter.slice(0, 256), username: principal?.username })
         cb(null, null) // SUBACK 0x80 for this filter; the others proceed
         return
+      }
+      if (maxSubs > 0) {
+        const n = subscriptionCount(client, filter)
+        if (n >= maxSubs) {
+          refuse(client, 'too_many_subscriptions', { filter: filter.slice(0, 256), code: 'BROKER_LIMIT_SUBSCRIPTIONS' })
+          cb(null, null)
+          return
+        }
+        if (n >= 0) granting.get(client)!.set(filter, Date.now())
       }
       cb(null, sub)
     },
 
-    /** Per delivery: drop repeats from overlapping filters; downgrade QoS to the granted one. */
+    /** Per delivery (live and queue replay): the ACL again, then drop repeats; downgrade QoS to the granted one. */
     authorizeForward (client: AedesClient, packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number, payload: Buffer }): unknown {
-      const subs = client.subscriptions
-      let granted = -1
-      let n = 0
-      for (const filter in subs) {
-        if (matches(filter, packet.topic)) { n++; if (subs[filter].qos > granted) granted = subs[filter].qos }
-      }
-      // Repeats come from overlapping filters, and for persistent sessions from
-      // a queue replay racing live delivery (see persistence deliveredLive).
-      if ((n > 1 || !client.clean) && packet.brokerId && !firstDelivery(stateOf(client), `${packet.brokerId}:${packet.brokerCounter}`)) return null
-      metrics.messagesOut.inc()
-      metrics.bytesOut.inc(packet.payload.length)
-      // [MQTT-3.8.4-6] [MQTT-3.3.5-1] delivered at the lower of published and granted QoS.
-      if (granted >= 0 && packet.qos > granted) return { ...packet, qos: granted }
-      return packet
+      const principal = principalOf(client)
+      if (!principal || !mayReceive(principal, packet.topic)) return null
+      return forward(client, packet)
     },
 
     published (packet: { topic: string, qos: number, messageId?: number, payload: Buffer }, client: (AedesClient & { conn: import('node:stream').Duplex }) | null, cb: (err?: Error | null) => void): void {
@@ -138,6 +153,54 @@ export function createHooks (ctx: HooksContext) {
       cb(null)
     },
   }
+
+  /** After authentication: session takeover on this node and the cluster-wide claim. */
+  function admitted (client: AedesClient, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
+    // A second connection with this id on this node: close the first here,
+    // before aedes stores the new will, so the old connection's will cleanup
+    // cannot delete it, and no will is published for a client that is back.
+    const existing = ctx.localClient(client.id)
+    const claimed = (): void => {
+      if (ctx.sessions === null) {
+        stateOf(client).sessionPresent = !client.clean && localSessions.has(client.id)
+        if (client.clean) localSessions.delete(client.id); else localSessions.add(client.id)
+        cb(null, true)
+        return
+      }
+      ctx.sessions.claim(client).then(() => { cb(null, true) }, (err: Error) => {
+        log.warn({ event: 'client.claim_failed', clientId: client.id, err: err.message }, 'could not register the session in Redis')
+        cb(Object.assign(new ThingmeshError('BROKER_REDIS_UNAVAILABLE'), { returnCode: 3 }), false)
+      })
+    }
+    if (existing && existing !== client && !existing.closed) {
+      stateOf(existing).takenOver = true
+      existing._disconnected = true
+      metrics.takeovers.inc()
+      existing.close(claimed)
+    } else {
+      claimed()
+    }
+  }
+
+  /** Drops repeats from overlapping filters; downgrades QoS to the granted one. */
+  function forward (client: AedesClient, packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number, payload: Buffer }): unknown {
+    const subs = client.subscriptions
+    let granted = -1
+    let n = 0
+    for (const filter in subs) {
+      if (matches(filter, packet.topic)) { n++; if (subs[filter].qos > granted) granted = subs[filter].qos }
+    }
+    // Repeats come from overlapping filters, and for persistent sessions from
+    // a queue replay racing live delivery (see persistence deliveredLive).
+    if ((n > 1 || !client.clean) && packet.brokerId && !firstDelivery(stateOf(client), `${packet.brokerId}:${packet.brokerCounter}`)) return null
+    metrics.messagesOut.inc()
+    metrics.bytesOut.inc(packet.payload.length)
+    // [MQTT-3.8.4-6] [MQTT-3.3.5-1] delivered at the lower of published and granted QoS.
+    if (granted >= 0 && packet.qos > granted) return { ...packet, qos: granted }
+    return packet
+  }
+
+  return hooks
 }
 
 /** The one subscription predicate: used for SUBACK and again before storing. */

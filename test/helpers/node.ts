@@ -23,6 +23,8 @@ export interface NodeOptions {
   nodeId?: string
   args?: string[]
   env?: Record<string, string>
+  /** Start with --allow-anonymous true (the default here, so older tests connect without users); false applies the node's own default. */
+  anonymous?: boolean
 }
 
 /** Spawns `bin/thingmesh start` on free ports and resolves once /healthz says 200. */
@@ -32,6 +34,7 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
   const nodeId = opts.nodeId ?? `n${port}`
   const args = ['start', '--host', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort), '--node-id', nodeId, '--log-level', 'info']
   if (opts.redis) args.push('--redis', opts.redis)
+  if (opts.anonymous !== false) args.push('--allow-anonymous', 'true')
   args.push(...(opts.args ?? []))
   // The node runs as in production: tap injects its loaders through
   // NODE_OPTIONS into every child it sees spawned; `env -u` (which execs, so

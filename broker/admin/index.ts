@@ -1,0 +1,8 @@
+export { createAdminService, type AdminService } from './service.ts'
+export { interceptAdminRequests } from './intercept.ts'
+export { ClusterState, type ClusterPort, type KickNotice } from './backends/cluster.ts'
+export { StandaloneState, type StandalonePort } from './backends/standalone.ts'
+export { MemoryAuditLog, RedisAuditLog, type AuditLog, type AuditRecord } from './audit.ts'
+export { ADMIN_PROTOCOL_VERSION, type AdminReply, type AdminError } from './protocol.ts'
+export type { AdminContext, StateBackend, Caller } from './context.ts'
+export { AdminClient, type AdminClientOptions } from './client.ts'

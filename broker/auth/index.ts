@@ -1,0 +1,7 @@
+export { Authenticator, AuthRefusal, type AuthenticatorOptions, type Credentials } from './authenticator.ts'
+export { mayPublish, maySubscribeAcl, mayReceive, mayUseClientId, replyTopicOf, ADMIN_REQUEST_PREFIX, ADMIN_REPLY_PREFIX, ENGINE_OUTPUTS, type Principal } from './acl.ts'
+export { setPrincipal, principalOf } from './identity.ts'
+export { hashPassword, verifyPassword, DEFAULT_SCRYPT } from './password.ts'
+export { MemoryUserStore, RedisUserStore, publicUser, userProblem, ROLES, USERNAME_RE, type Role, type UserRecord, type PublicUser, type UserStore } from './users.ts'
+export { ensureFirstAdmin } from './bootstrap.ts'
+export { TokenBucket } from './throttle.ts'
