@@ -93,6 +93,11 @@ export class Shard {
   #immediate: NodeJS.Immediate | null = null
   #cursor = 0
   #sent = 0
+  /** Sum of every publisher's in-flight count, so a tick need not walk them all. */
+  #inflightTotal = 0
+  #stoppedAtMs: number | null = null
+  /** Between startPublishing and stopPublishing, even for a shard with no publishers: delivery gaps count then. */
+  #active = false
   #acked = 0
   #received = 0
   #dropped = 0
@@ -247,7 +252,7 @@ export class Shard {
     }
     this.#counters.received++
     this.#received++
-    if (c.lastRecvMs > 0 && this.#publishing) {
+    if (c.lastRecvMs > 0 && this.#active) {
       const gap = now - c.lastRecvMs
       if (this.#maxGap === null || gap > this.#maxGap.ms) this.#maxGap = { ms: gap, atMs: c.lastRecvMs, clientId: c.spec.clientId }
     }
@@ -284,7 +289,9 @@ export class Shard {
   }
 
   startPublishing(): void {
-    if (this.#pubs.length === 0 || this.#closing) return
+    if (this.#closing) return
+    this.#active = true
+    if (this.#pubs.length === 0) return
     if (this.#plan.count === 0) {
       this.#done()
       return
@@ -305,8 +312,7 @@ export class Shard {
     if (!this.#publishing) return
     const cfg = this.#config
     const now = performance.now()
-    let free = 0
-    for (const p of this.#pubs) free += Math.max(0, cfg.inflight - p.inflight)
+    const free = this.#pubs.length * cfg.inflight - this.#inflightTotal
     let n = this.#scheduler === null ? free : this.#scheduler.take(now, free)
     if (this.#plan.count !== null) n = Math.min(n, this.#plan.count - this.#sent)
     let progress = true
@@ -353,10 +359,12 @@ export class Shard {
       payload = encodePayload(p.spec.clientId, seq, ts, cfg.payloadSize)
     }
     p.inflight++
+    this.#inflightTotal++
     this.#sent++
     this.#counters.sent++
     p.client.publish(topic, payload, { qos: cfg.qos }, (err) => {
       p.inflight--
+      this.#inflightTotal--
       if (err) this.#error(`publish ${failureReason(err)}`)
       else {
         this.#acked++
@@ -382,6 +390,8 @@ export class Shard {
 
   /** Stops publishing; returns publisherId -> last sequence number published. */
   stopPublishing(): Record<string, number> {
+    if (this.#active) this.#stoppedAtMs = nowMs()
+    this.#active = false
     this.#publishing = false
     if (this.#timer) clearTimeout(this.#timer)
     if (this.#immediate) clearImmediate(this.#immediate)
@@ -409,7 +419,7 @@ export class Shard {
     // engine has shown it answers at all; otherwise there is nothing to wait for.
     const devices = this.#pubs.filter((p) => p.spec.role === 'device')
     const complete = (): boolean =>
-      this.#pubs.every((p) => p.inflight === 0) &&
+      this.#inflightTotal === 0 &&
       [...want].every(([s, n]) => s.settled >= n) &&
       (this.#notifications === 0 || devices.every((d) => d.maxNotifiedSeq >= d.seq))
     if (complete() || timeoutMs <= 0) return Promise.resolve()
@@ -431,6 +441,15 @@ export class Shard {
   }
 
   report(): ShardReport {
+    // A subscriber that went quiet and never heard again has a gap up to the stop.
+    const stop = this.#stoppedAtMs
+    if (stop !== null) {
+      for (const c of this.#subs) {
+        if (c.lastRecvMs === 0 || c.lastRecvMs >= stop) continue
+        const gap = stop - c.lastRecvMs
+        if (this.#maxGap === null || gap > this.#maxGap.ms) this.#maxGap = { ms: gap, atMs: c.lastRecvMs, clientId: c.spec.clientId }
+      }
+    }
     let loss = EMPTY_LOSS
     for (const s of this.#subs) {
       const exp = this.#expected?.[s.spec.clientId]
