@@ -57,7 +57,7 @@ export async function probeBrokers(config: LoadtestConfig, urls: readonly string
   const failures = await Promise.all(unique.map((u) => probeOne(config, u)))
   const bad = failures.filter((f): f is string => f !== null)
   if (bad.length > 0) {
-    throw new LoadtestError('LOADTEST_UNREACHABLE', `cannot reach broker: ${bad.join('; ')}`, bad)
+    throw new LoadtestError('LOADTEST_UNREACHABLE', `cannot connect to broker: ${bad.join('; ')}`, bad)
   }
 }
 

@@ -4,7 +4,7 @@
 
 export const LoadtestErrorCodes = {
   LOADTEST_BAD_OPTION: 'one or more command-line options are invalid',
-  LOADTEST_UNREACHABLE: 'a broker URL could not be reached',
+  LOADTEST_UNREACHABLE: "a broker could not be reached or refused the connection",
   LOADTEST_CREATE_FAILED: 'creating things through the admin topics failed',
   LOADTEST_WORKER_FAILED: 'a worker thread failed',
 } as const

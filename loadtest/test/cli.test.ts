@@ -31,7 +31,7 @@ t.test('unreachable broker: one line, exit 2', async (t) => {
   const r = await runCli(['pub', '--url', `127.0.0.1:${port}`, '--duration', '5'])
   t.equal(r.code, 2)
   t.equal(r.stderr.trim().split('\n').length, 1)
-  t.match(r.stderr, /cannot reach broker: mqtt:\/\/127\.0\.0\.1:\d+ ECONNREFUSED/)
+  t.match(r.stderr, /cannot connect to broker: mqtt:\/\/127\.0\.0\.1:\d+ ECONNREFUSED/)
 })
 
 t.test('--json and --report from another cwd; quiet without a TTY', async (t) => {

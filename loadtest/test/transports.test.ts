@@ -49,6 +49,24 @@ t.test('TLS with a CA, with --insecure, and refused without either', async (t) =
   t.match((err as LoadtestError).message, /SELF_SIGNED|self.signed/i)
 })
 
+t.test('--username/--password, and a refused login is one clear error', async (t) => {
+  const broker = await startMosquitto({
+    prepare: (dir) => {
+      execFileSync('mosquitto_passwd', ['-b', '-c', join(dir, 'passwd'), 'loader', 's3cret'], { stdio: 'ignore' })
+      chmodSync(join(dir, 'passwd'), 0o644)
+    },
+    noAnonymous: true,
+  })
+  t.teardown(() => broker.stop())
+  const ok = await run(['pubsub', '--url', broker.url, '--username', 'loader', '--password', 's3cret', '--count', '50', '--qos', '2'])
+  t.equal(ok.messages.received, 50, 'QoS 2 end to end')
+  t.equal(ok.loss.duplicates, 0)
+  const err = await run(['pub', '--url', broker.url, '--username', 'loader', '--password', 'wrong', '--count', '5']).then(() => null, (e: unknown) => e)
+  t.ok(err instanceof LoadtestError)
+  t.equal((err as LoadtestError).code, 'LOADTEST_UNREACHABLE')
+  t.match((err as LoadtestError).message, /cannot connect to broker: .* connack 5 \(.*Not authorized\)/)
+})
+
 t.test('conn: failures are counted by reason', async (t) => {
   const broker = await startMosquitto({ listener: () => ['max_connections 6'] })
   t.teardown(() => broker.stop())

@@ -35,6 +35,8 @@ export interface MosquittoOptions {
   readonly listener?: (dir: string) => string[]
   /** Extra global config lines. */
   readonly global?: string[]
+  /** Require a login: password_file <dir>/passwd instead of allow_anonymous. */
+  readonly noAnonymous?: boolean
   /** The listener speaks TLS (the URL becomes mqtts://). */
   readonly tls?: boolean
   /** Called with the directory before start (e.g. to write certificates). */
@@ -55,7 +57,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       ...(opts.global ?? []),
       `listener ${port} 127.0.0.1`,
       ...(opts.listener?.(dir) ?? []),
-      'allow_anonymous true',
+      ...(opts.noAnonymous === true ? ['allow_anonymous false', `password_file ${join(dir, 'passwd')}`] : ['allow_anonymous true']),
       'persistence false',
       `pid_file ${pidFile}`,
       'log_dest stderr',
