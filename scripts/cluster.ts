@@ -31,7 +31,8 @@ Options:
   --keep            keep the temp folder (data, logs) after stopping
   -h, --help        show this help
 
-Ctrl-C (SIGINT) or SIGTERM stops every process it started.
+Ctrl-C (SIGINT) or SIGTERM stops every process it started, nodes first;
+a second Ctrl-C kills them at once.
 `
 
 function parseCli (): { forSec: number | null, nodes: number, haproxy: boolean, keep: boolean } {
@@ -99,8 +100,17 @@ function shutdown (code: number, reason: string): Promise<never> {
   return stopping
 }
 
-process.on('SIGINT', () => { void shutdown(0, 'SIGINT') })
-process.on('SIGTERM', () => { void shutdown(0, 'SIGTERM') })
+function onSignal (signal: string): void {
+  if (stopping) {
+    say(`${signal} again: killing every process now`)
+    sup.killAll()
+    return
+  }
+  say('(Ctrl-C again kills everything at once)')
+  void shutdown(0, signal)
+}
+process.on('SIGINT', () => onSignal('SIGINT'))
+process.on('SIGTERM', () => onSignal('SIGTERM'))
 process.on('uncaughtException', (err) => { say(`cluster: ${err.stack ?? err.message}`); void shutdown(1, 'internal error') })
 
 async function startHaproxy (bin: string, nodes: LocalNode[]): Promise<{ mqttPort: number, statsPort: number, child: Child }> {

@@ -48,7 +48,8 @@ defaults
     timeout client-fin 10s
     timeout server-fin 10s
     timeout check 3s
-    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
+    # As in docker/haproxy.cfg, but back in service after one good check.
+    default-server inter 2s fall 3 rise 1 on-marked-down shutdown-sessions
 
 frontend mqtt
     bind ${o.bindHost}:${o.mqttPort}

@@ -23,8 +23,11 @@ export interface Child {
  */
 export class Supervisor {
   readonly children: Child[] = []
+  /** Set by stopAll: a signal during start-up must not race a spawn that would then outlive the stop. */
+  private closed = false
 
   start (name: string, command: string, args: string[], opts: { logFile: string, env?: NodeJS.ProcessEnv, cwd?: string }): Child {
+    if (this.closed) throw new Error(`not starting ${name}: stopping`)
     const fd = openSync(opts.logFile, 'a')
     const proc = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env: opts.env ?? process.env, cwd: opts.cwd })
     closeSync(fd)
@@ -57,8 +60,14 @@ export class Supervisor {
     signalGroup(child.pid, 'SIGKILL')
   }
 
+  /** SIGKILL to every child's process group at once, for a second Ctrl-C. */
+  killAll (): void {
+    for (const c of this.children) if (c.alive()) signalGroup(c.pid, 'SIGKILL')
+  }
+
   /** Stops children in the order of `groups` (each group in parallel); unlisted children last. */
   async stopAll (groups: Array<{ match: (c: Child) => boolean, graceMs: number }>): Promise<void> {
+    this.closed = true
     const left = new Set(this.children)
     for (const g of groups) {
       const batch = [...left].filter(g.match)

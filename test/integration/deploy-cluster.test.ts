@@ -82,12 +82,12 @@ t.test('--for: starts the topology, routes across nodes, stops by itself', async
   await sub.subscribeAsync('deploy/#', { qos: 1 })
   const pub = await connect(ready.nodes[1].mqtt, { clientId: 'deploy-pub' })
   await pub.publishAsync('deploy/direct', 'from local2', { qos: 1 })
-  await waitFor(() => got.some((m) => m.topic === 'deploy/direct'), 'the publish on local2 to reach local1')
+  await waitFor(() => got.some((m) => m.topic === 'deploy/direct'), 'the publish on local2 to reach local1', 20_000)
   t.pass('publish on local2 reached a subscriber on local1')
   if (ready.haproxy) {
     const viaLb = await connect(ready.haproxy, { clientId: 'deploy-lb' })
     await viaLb.publishAsync('deploy/lb', 'through haproxy', { qos: 1 })
-    await waitFor(() => got.some((m) => m.topic === 'deploy/lb'), 'the publish through HAProxy')
+    await waitFor(() => got.some((m) => m.topic === 'deploy/lb'), 'the publish through HAProxy', 20_000)
     t.pass('publish through HAProxy reached the subscriber')
     await close(viaLb)
   } else {
@@ -98,8 +98,18 @@ t.test('--for: starts the topology, routes across nodes, stops by itself', async
 })
 
 t.test('SIGTERM stops everything', async (t) => {
-  const run = startCluster([])
+  // One node and no HAProxy: the signal path is the same, the start is shorter.
+  const run = startCluster(['--nodes', '1', '--no-haproxy'])
   const ready = await whenReady(run)
+  t.equal(ready.pids.length, 6, 'Redis, replica, 3 Sentinels and one node')
   run.proc.kill('SIGTERM')
   await checkStopped(t, run, ready)
+})
+
+t.test('bad arguments exit 2 with the problem and the usage', async (t) => {
+  const run = startCluster(['--for', 'soon', '--nodes', '12'])
+  t.equal(await run.exited, 2)
+  t.match(run.err(), /--for: expected a positive number of seconds, got 'soon'; --nodes: expected 1-9, got '12'/, 'every problem reported together')
+  t.match(run.err(), /Usage: npm run cluster/)
+  t.equal(run.out(), '', 'nothing started')
 })
