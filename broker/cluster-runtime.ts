@@ -5,6 +5,7 @@ import type { Metrics } from './metrics.ts'
 import { connectRedis, defineScripts } from './cluster/redis.ts'
 import { createKeys, type Keys } from './cluster/keys.ts'
 import { ClusterBus } from './cluster/bus.ts'
+import { InterestTable, type InterestChange } from './cluster/interest.ts'
 import { Membership, type Member } from './cluster/membership.ts'
 import { SessionRegistry, type ReleasedNotice, type TakeoverNotice } from './cluster/sessions.ts'
 import { RedisPersistence } from './persistence/redis-persistence.ts'
@@ -30,10 +31,12 @@ export class ClusterRuntime {
   readonly cmd: Redis
   readonly sub: Redis
   readonly bus: ClusterBus
+  readonly interest: InterestTable
   readonly persistence: RedisPersistence
   readonly sessions: SessionRegistry
   membership!: Membership
   private port: BrokerPort | null = null
+  private readonly busChannel: string
   private subReady = false
   private subEverReady = false
   private reaping = false
@@ -56,6 +59,7 @@ export class ClusterRuntime {
   ) {
     const url = config.redis!
     this.keys = createKeys(config.cluster)
+    this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
       onUp: () => metrics.redisUp.set(1), onDown: () => metrics.redisUp.set(0),
@@ -65,7 +69,18 @@ export class ClusterRuntime {
       onUp: () => this.onSubUp(), onDown: () => { this.subReady = false },
     })
     defineScripts(this.cmd, new URL('./cluster/lua/', import.meta.url))
-    this.bus = new ClusterBus(brokerId, this.keys.busChannel, this.cmd, 1000)
+    this.interest = new InterestTable(brokerId, {
+      snapshot: async (b) => {
+        const [seq, filters] = await (this.cmd as unknown as { interestSnapshot(...a: string[]): Promise<[number, string[]]> })
+          .interestSnapshot(this.keys.interestOf(b), this.keys.interestSeqOf(b))
+        return { seq: Number(seq), filters }
+      },
+    }, (err) => log.debug({ event: 'interest.resync_failed', err: err.message }))
+    this.bus = new ClusterBus(brokerId, {
+      publish: (b, batch) => this.cmd.publish(this.keys.busOf(b), batch),
+      announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
+        .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), brokerId, this.keys.controlChannel, op, ...filters),
+    }, this.interest, 1000, (what, err) => log.warn({ event: 'bus.' + what + '_failed', err: err.message }, 'interest change not recorded'))
     this.persistence = new RedisPersistence({
       redis: this.cmd,
       keys: this.keys,
@@ -86,7 +101,7 @@ export class ClusterRuntime {
   /** Resolves when both Redis links are up and subscribed. */
   async connect (): Promise<void> {
     await Promise.all([waitReady(this.cmd), waitReady(this.sub)])
-    await this.sub.subscribe(this.keys.busChannel, this.keys.controlChannel)
+    await this.sub.subscribe(this.keys.busOf(this.brokerId), this.keys.controlChannel)
     this.subReady = true
     this.subEverReady = true
   }
@@ -102,8 +117,15 @@ export class ClusterRuntime {
       deadAfterMs: this.config.deadAfterMs,
       load: port.load,
     })
-    this.membership.on('members', (members: Member[]) => { this.metrics.clusterSize.set(members.length) })
-    this.membership.on('dead', () => { void this.reapDead() })
+    this.membership.on('members', (members: Member[]) => {
+      this.metrics.clusterSize.set(members.length)
+      this.interest.setMembers(members.map((m) => m.brokerId))
+      this.interest.retryUnknown()
+    })
+    this.membership.on('dead', (brokerIds: string[]) => {
+      void this.reapDead()
+      for (const b of brokerIds) this.cmd.del(this.keys.interestOf(b), this.keys.interestSeqOf(b)).catch(() => {})
+    })
     this.membership.on('fenced', () => {
       // Crash-only: the survivors own our clients' wills now. Drop everything
       // and exit; a restart comes back as a new incarnation with clean state.
@@ -194,6 +216,10 @@ export class ClusterRuntime {
     this.metrics.pubsubCuts.inc()
     this.log.warn({ event: 'pubsub.reconnected' }, 'pub/sub link restored; resyncing the subscription index')
     this.subReady = true
+    // Redis may have lost our interest set (restart without persistence), and
+    // we may have missed other nodes' changes: re-announce and re-read.
+    this.bus.reannounce().catch((err: Error) => this.log.warn({ event: 'interest.reannounce_failed', err: err.message }))
+    this.interest.resyncAll()
     void this.persistence.resync().then(() => this.redeliverAfterCut())
   }
 
@@ -224,11 +250,12 @@ export class ClusterRuntime {
   }
 
   private onMessage (channel: string, message: Buffer): void {
-    if (channel === this.keys.busChannel) { this.bus.receive(message); return }
+    if (channel === this.busChannel) { this.bus.receive(message); return }
     let msg: { v?: number, t?: string }
     try { msg = JSON.parse(message.toString()) } catch { return }
     if (msg.v !== 1) return
     if (msg.t === 'subs') this.persistence.onSubscriptionChange(msg as unknown as SubscriptionChange)
+    else if (msg.t === 'interest') this.interest.apply(msg as InterestChange)
     else if (msg.t === 'takeover') this.onTakeover(msg as TakeoverNotice)
     else if (msg.t === 'released') this.sessions.onReleased(msg as ReleasedNotice)
   }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
-import type { Redis } from 'ioredis'
-import { decodeFrame, encodeFrame, type BusPacket } from './codec.ts'
+import { decodeBatch, encodeBatch, encodeFrame, type BusPacket } from './codec.ts'
+import type { InterestTable } from './interest.ts'
 
 const require = createRequire(import.meta.url)
 // mqemitter is CommonJS without types; this is the surface aedes relies on.
@@ -16,89 +16,161 @@ interface LocalEmitter {
 
 export interface BusStats {
   sent: number
+  batches: number
   received: number
   dropped: number
   malformed: number
 }
 
+/** What the bus needs from Redis, injected so the bus stays testable. */
+export interface BusIo {
+  /** PUBLISH a batch on a node's bus channel. */
+  publish(brokerId: string, batch: Buffer): Promise<unknown>
+  /** Record and announce a change of this node's interest set. */
+  announce(op: 'add' | 'rm', filters: string[]): Promise<unknown>
+}
+
+/** Flush a target's batch early past this many bytes, so one tick cannot build a huge message. */
+const MAX_BATCH_BYTES = 512 * 1024
+
+interface Waiter { remaining: number, failed: Error | undefined, qos: number, cb: (err?: Error) => void }
+interface Pending { frames: Buffer[], bytes: number, waiters: Waiter[] }
+
 /**
  * The message bus aedes sees as its `mq` (the mqemitter interface).
  *
- * Local-first: a publish is delivered to this node's subscribers in-process,
- * and forwarded once to the other nodes through a Redis channel. The emit
- * callback fires only after Redis accepted the forward, so a QoS1 PUBACK
- * (sent after the publish chain completes, see mqtt/acks.ts) means the message
- * left this node. Broker-internal `$SYS/` traffic (heartbeats, new-client
- * notices) stays local: cluster membership and session takeover have their own
- * protocol in cluster/, which clients cannot forge.
+ * Local-first: a publish is delivered to this node's subscribers in-process.
+ * It is forwarded only to the nodes whose clients subscribed to a matching
+ * filter (the interest table), in one batched PUBLISH per target node per
+ * event-loop tick. QoS0 completes after local delivery; QoS1/2 complete when
+ * Redis accepted every forward, so the PUBACK sent after the publish chain
+ * (mqtt/wire-patches.ts) means the message left this node.
  *
- * Redis only carries one channel per cluster, never one per topic filter, so
- * topics with Redis glob characters need no escaping and Redis does no pattern
- * matching per publish.
+ * Broker-internal `$SYS/` traffic stays local: membership and takeover have
+ * their own protocol in cluster/, which clients cannot forge.
  */
 export class ClusterBus {
-  readonly stats: BusStats = { sent: 0, received: 0, dropped: 0, malformed: 0 }
+  readonly stats: BusStats = { sent: 0, batches: 0, received: 0, dropped: 0, malformed: 0 }
   private readonly local: LocalEmitter
+  private readonly refs = new Map<string, number>()
+  private readonly pending = new Map<string, Pending>()
+  private flushScheduled = false
   private closed = false
 
   constructor (
     private readonly origin: string,
-    private readonly channel: string,
-    private readonly pub: Redis | null,
+    private readonly io: BusIo | null,
+    private readonly table: InterestTable | null,
     concurrency: number,
+    private readonly onError: (what: string, err: Error) => void = () => {},
   ) {
     this.local = mqemitter({ concurrency, matchEmptyLevels: true })
   }
 
-  on (topic: string, fn: Listener, done?: () => void): this {
-    this.local.on(topic, fn, done)
+  on (topic: string, fn: Listener, done?: (err?: Error) => void): this {
+    this.local.on(topic, fn)
+    const n = (this.refs.get(topic) ?? 0) + 1
+    this.refs.set(topic, n)
+    if (n === 1 && this.io && routable(topic)) {
+      // SUBACK waits for this: once the client hears it, the cluster routes to us.
+      this.io.announce('add', [topic]).then(() => done?.(), (err: Error) => {
+        this.onError('interest.add', err)
+        done?.(err)
+      })
+    } else if (done) setImmediate(done)
     return this
   }
 
   removeListener (topic: string, fn: Listener, done?: () => void): this {
     this.local.removeListener(topic, fn, done)
+    const n = (this.refs.get(topic) ?? 0) - 1
+    if (n > 0) { this.refs.set(topic, n); return this }
+    this.refs.delete(topic)
+    if (this.io && routable(topic)) {
+      // Best effort: a stale filter only costs a forward the other side drops.
+      this.io.announce('rm', [topic]).catch((err: Error) => this.onError('interest.rm', err))
+    }
     return this
+  }
+
+  /** Re-announces every local filter (after Redis lost or may have lost our set). */
+  async reannounce (): Promise<void> {
+    if (!this.io) return
+    const filters = [...this.refs.keys()].filter(routable)
+    for (let i = 0; i < filters.length; i += 500) await this.io.announce('add', filters.slice(i, i + 500))
   }
 
   emit (packet: BusPacket & { cmd?: string }, done?: (err?: Error) => void): void {
     const cb = done ?? noop
     if (this.closed) { cb(new Error('bus closed')); return }
-    if (this.pub === null || packet.topic.startsWith('$SYS/')) {
+    const targets = this.io && this.table && !packet.topic.startsWith('$SYS/') ? this.table.targets(packet.topic) : []
+    if (targets.length === 0) { this.local.emit(packet, cb); return }
+    const frame = encodeFrame('', packet)
+    if (packet.qos === 0) {
       this.local.emit(packet, cb)
+      for (const t of targets) this.queue(t, frame, null)
       return
     }
-    let pending = 2
-    let failed: Error | undefined
-    const finish = (err?: Error | null): void => {
-      if (err && !failed) failed = err
-      if (--pending === 0) cb(failed)
-    }
-    this.local.emit(packet, finish)
-    this.pub.publish(this.channel, encodeFrame(this.origin, packet)).then(
-      () => { this.stats.sent++; finish() },
-      (err: Error) => {
-        this.stats.dropped++
-        // QoS0 has no acknowledgement to withhold: local delivery stands.
-        finish(packet.qos > 0 ? err : null)
-      },
-    )
+    const waiter: Waiter = { remaining: 1 + targets.length, failed: undefined, qos: packet.qos, cb }
+    this.local.emit(packet, (err?: Error) => settle(waiter, err))
+    for (const t of targets) this.queue(t, frame, waiter)
   }
 
-  /** Entry point for frames arriving from the Redis channel. */
-  receive (frame: Buffer): void {
-    const decoded = decodeFrame(frame)
-    if (decoded === null) { this.stats.malformed++; return }
-    if (decoded.origin === this.origin) return
-    this.stats.received++
-    const p = decoded.packet as BusPacket & { cmd: string, messageId?: number }
-    p.cmd = 'publish'
-    this.local.emit(p, noop)
+  private queue (target: string, frame: Buffer, waiter: Waiter | null): void {
+    let p = this.pending.get(target)
+    if (!p) { p = { frames: [], bytes: 0, waiters: [] }; this.pending.set(target, p) }
+    p.frames.push(frame)
+    p.bytes += frame.length
+    if (waiter) p.waiters.push(waiter)
+    if (p.bytes >= MAX_BATCH_BYTES) { this.pending.delete(target); this.send(target, p); return }
+    if (!this.flushScheduled) { this.flushScheduled = true; setImmediate(() => this.flush()) }
+  }
+
+  private flush (): void {
+    this.flushScheduled = false
+    const batches = [...this.pending]
+    this.pending.clear()
+    for (const [target, p] of batches) this.send(target, p)
+  }
+
+  private send (target: string, p: Pending): void {
+    this.stats.batches++
+    this.io!.publish(target, encodeBatch(this.origin, p.frames)).then(() => {
+      this.stats.sent += p.frames.length
+      for (const w of p.waiters) settle(w)
+    }, (err: Error) => {
+      this.stats.dropped += p.frames.length
+      // QoS0 has no acknowledgement to withhold; QoS1/2 publishers get no PUBACK.
+      for (const w of p.waiters) settle(w, err)
+    })
+  }
+
+  /** Entry point for batches arriving on this node's bus channel. */
+  receive (message: Buffer): void {
+    const batch = decodeBatch(message)
+    if (batch === null) { this.stats.malformed++; return }
+    if (batch.origin === this.origin) return
+    for (const p of batch.packets) {
+      this.stats.received++
+      ;(p as BusPacket & { cmd: string }).cmd = 'publish'
+      this.local.emit(p, noop)
+    }
   }
 
   close (done: () => void): void {
     this.closed = true
     this.local.close(done)
   }
+}
+
+function settle (w: Waiter, err?: Error | null): void {
+  if (err && !w.failed) w.failed = err
+  if (--w.remaining === 0) w.cb(w.failed)
+}
+
+/** aedes' own `$SYS/` listeners (heartbeats, new clients) never leave the node. */
+function routable (filter: string): boolean {
+  return !filter.startsWith('$SYS/')
 }
 
 function noop (): void {}

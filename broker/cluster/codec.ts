@@ -70,3 +70,54 @@ export function decodeFrame (buf: Buffer): BusFrame | null {
   if (clientId !== '') packet.clientId = clientId
   return { origin, packet }
 }
+
+/**
+ * What travels on a node's bus channel: the frames of one event-loop tick
+ * from one origin, batched into one Redis PUBLISH. Redis then does one
+ * command per tick per target node instead of one per message.
+ *
+ *   u8 BUS_BATCH_VERSION | u16+utf8 origin | (u32 length | frame)*
+ * Frames inside carry an empty origin. A first byte of BUS_FRAME_VERSION is a
+ * single frame (tests, older senders).
+ */
+export const BUS_BATCH_VERSION = 0xb2
+
+export function encodeBatch (origin: string, frames: Buffer[]): Buffer {
+  const o = Buffer.from(origin, 'utf8')
+  let size = 3 + o.length
+  for (const f of frames) size += 4 + f.length
+  const out = Buffer.allocUnsafe(size)
+  out[0] = BUS_BATCH_VERSION
+  out.writeUInt16BE(o.length, 1)
+  o.copy(out, 3)
+  let i = 3 + o.length
+  for (const f of frames) {
+    out.writeUInt32BE(f.length, i); i += 4
+    f.copy(out, i); i += f.length
+  }
+  return out
+}
+
+/** Returns null for an unknown version or a truncated batch; the caller counts it. */
+export function decodeBatch (buf: Buffer): { origin: string, packets: BusPacket[] } | null {
+  if (buf.length >= 1 && buf[0] === BUS_FRAME_VERSION) {
+    const f = decodeFrame(buf)
+    return f ? { origin: f.origin, packets: [f.packet] } : null
+  }
+  if (buf.length < 3 || buf[0] !== BUS_BATCH_VERSION) return null
+  const olen = buf.readUInt16BE(1)
+  if (3 + olen > buf.length) return null
+  const origin = buf.toString('utf8', 3, 3 + olen)
+  const packets: BusPacket[] = []
+  let i = 3 + olen
+  while (i < buf.length) {
+    if (i + 4 > buf.length) return null
+    const len = buf.readUInt32BE(i); i += 4
+    if (i + len > buf.length) return null
+    const f = decodeFrame(buf.subarray(i, i + len))
+    if (!f) return null
+    packets.push(f.packet)
+    i += len
+  }
+  return { origin, packets }
+}

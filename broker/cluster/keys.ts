@@ -39,8 +39,12 @@ export interface Keys {
   inflightOf(clientId: string): string
   /** HASH messageId -> encoded packet: inbound QoS2 awaiting PUBREL. */
   incomingOf(clientId: string): string
-  /** Pub/sub channel carrying publishes between nodes. */
-  readonly busChannel: string
+  /** Pub/sub channel on which one node receives publishes from the others (batched frames). */
+  busOf(brokerId: string): string
+  /** SET of topic filters with subscribers on a node: where publishes must go. */
+  interestOf(brokerId: string): string
+  /** STRING counter: version of a node's interest set. */
+  interestSeqOf(brokerId: string): string
   /** Pub/sub channel carrying control messages (versioned JSON). */
   readonly controlChannel: string
   /** HASH username -> JSON user record {v, username, role, hash, ...} (see auth/users.ts). */
@@ -102,7 +106,9 @@ export function createKeys (cluster: string): Keys {
     queuedPacketsOf: (c: string) => p + 'qp:' + c,
     inflightOf: (c: string) => p + 'qm:' + c,
     incomingOf: (c: string) => p + 'in:' + c,
-    busChannel: p + 'bus',
+    busOf: (b: string) => p + 'bus:' + b,
+    interestOf: (b: string) => p + 'interest:' + b,
+    interestSeqOf: (b: string) => p + 'interestseq:' + b,
     controlChannel: p + 'ctl',
     users: p + 'users',
     admins: p + 'admins',
