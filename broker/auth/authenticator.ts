@@ -30,7 +30,11 @@ export interface Credentials {
   address: string
   /** CN of a client certificate the TLS layer verified against --tls-ca. */
   certName?: string
+  /** False once the connection is gone: its queued password check is skipped. */
+  stillWanted?: () => boolean
 }
+
+class AuthGone extends Error {}
 
 /** A refusal, with the CONNACK return code the client gets. */
 export class AuthRefusal extends ThingmeshError {
@@ -48,6 +52,12 @@ export class Authenticator {
   readonly cache: CredentialCache
   private readonly work: BoundedWork
   private readonly throttle: FailureThrottle
+  /**
+   * Checks in flight, by cache key: a storm of clients sharing credentials
+   * (a fleet of apps, a reconnecting node's worth) costs one scrypt per
+   * distinct password, not one per connection.
+   */
+  private readonly inFlight = new Map<string, Promise<boolean>>()
 
   constructor (private readonly opts: AuthenticatorOptions) {
     this.cache = new CredentialCache(opts.cacheTtlMs)
@@ -96,9 +106,10 @@ export class Authenticator {
     let ok: boolean
     try {
       metrics.authQueue.set(this.work.queued)
-      ok = await this.work.run(() => verifyPassword(password.toString('utf8'), user?.hash ?? DUMMY_HASH))
+      ok = await this.verify(user?.username ?? null, password, user?.hash ?? DUMMY_HASH, c.stillWanted)
     } catch (err) {
       if ((err as ThingmeshError).code === 'AUTH_BUSY') this.refuse('busy', 'AUTH_BUSY', 3, c)
+      if (err instanceof AuthGone) this.refuse('gone', 'AUTH_BAD_CREDENTIALS', 4, c)
       throw err
     } finally {
       metrics.authQueue.set(this.work.queued)
@@ -107,6 +118,24 @@ export class Authenticator {
     this.cache.add(user.username, password, user.hash)
     metrics.auth.inc({ result: 'ok_hashed' })
     return { username: user.username, role: user.role, clientId: c.clientId }
+  }
+
+  private verify (username: string | null, password: Buffer, hash: string, stillWanted?: () => boolean): Promise<boolean> {
+    const run = (): Promise<boolean> => this.work.run(async () => {
+      // Queued behind a storm, the client may have given up: skip its hash.
+      if (stillWanted && !stillWanted()) throw new AuthGone()
+      return verifyPassword(password.toString('utf8'), hash)
+    })
+    // Unknown users are never shared: each costs its own dummy hash, like a real one.
+    if (username === null || stillWanted === undefined) return run()
+    const key = this.cache.keyOf(username, password, hash)
+    let p = this.inFlight.get(key)
+    if (!p) {
+      // A shared check must not be dropped because its first client left.
+      p = this.work.run(() => verifyPassword(password.toString('utf8'), hash)).finally(() => this.inFlight.delete(key))
+      this.inFlight.set(key, p)
+    }
+    return p
   }
 
   private async lookup (username: string, c: Credentials) {

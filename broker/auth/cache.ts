@@ -18,6 +18,10 @@ export class CredentialCache {
 
   constructor (private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
 
+  keyOf (username: string, password: Buffer, hash: string): string {
+    return this.key(username, password, hash)
+  }
+
   private key (username: string, password: Buffer, hash: string): string {
     const h = createHmac('sha256', this.secret)
     h.update(username); h.update('\u0000'); h.update(hash); h.update('\u0000'); h.update(password)

@@ -75,7 +75,7 @@ export function createHooks (ctx: HooksContext) {
   const hooks = {
     authenticate (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
       const info = ctx.connInfo(client.conn)
-      ctx.auth.authenticate({ clientId: client.id, username, password, address: info?.address ?? '', certName: info?.certName }).then((principal) => {
+      ctx.auth.authenticate({ clientId: client.id, username, password, address: info?.address ?? '', certName: info?.certName, stillWanted: () => !client.closed && !client.conn.destroyed }).then((principal) => {
         if (client.closed) { cb(new Error('connection closed during authentication'), false); return }
         setPrincipal(client, principal)
         admitted(client, cb)
