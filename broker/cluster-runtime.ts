@@ -80,6 +80,15 @@ export class ClusterRuntime {
       publish: (b, batch) => this.cmd.publish(this.keys.busOf(b), batch),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
         .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), brokerId, this.keys.controlChannel, op, ...filters),
+      replicated: config.redisWaitReplicas > 0
+        ? async () => {
+          const acked = Number(await this.cmd.call('WAIT', config.redisWaitReplicas, config.redisWaitTimeoutMs))
+          if (acked < config.redisWaitReplicas) {
+            metrics.replicationShortfalls.inc()
+            throw new Error(`only ${acked} of ${config.redisWaitReplicas} Redis replicas confirmed in ${config.redisWaitTimeoutMs} ms; publish not acknowledged`)
+          }
+        }
+        : undefined,
     }, this.interest, 1000, (what, err) => log.warn({ event: 'bus.' + what + '_failed', err: err.message }, 'interest change not recorded'))
     this.persistence = new RedisPersistence({
       redis: this.cmd,

@@ -30,6 +30,8 @@ export const optionSpecs = {
   maxQueuedMessages: { schema: int(1, 10000000), default: 10000, doc: 'per-client offline queue cap; the oldest message is dropped past it (counted in metrics)' },
   drainTimeoutMs: { schema: int(0, 600000), default: 10000, doc: 'a client whose socket stays full this long is disconnected (0 = never)' },
   redisCommandTimeoutMs: { schema: int(100, 60000), default: 2000, doc: 'a Redis command unanswered this long fails, so a cut link is noticed' },
+  redisWaitReplicas: { schema: int(0, 10), default: 0, doc: 'QoS1/2 publishes are acknowledged only once this many Redis replicas have their writes (Redis WAIT); 0 = asynchronous replication' },
+  redisWaitTimeoutMs: { schema: int(10, 60000), default: 500, doc: 'how long a publish waits for --redis-wait-replicas; fewer replicas in time = no PUBACK (the client resends)' },
   allowAnonymous: { schema: bool, default: undefined, doc: 'accept clients without credentials (default: only a standalone node bound to loopback with no users, like Mosquitto 2)' },
   adminUsername: { schema: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'use 1-64 letters, digits, _ . @ or -'), default: 'admin', doc: 'name of the first admin user created from --admin-password' },
   adminPassword: { schema: z.string().min(8, 'must be at least 8 characters').max(1024), default: undefined, doc: 'creates the first admin user at start if no admin exists (prefer the environment variable: flags show in ps)' },
@@ -85,6 +87,8 @@ export interface NodeConfig {
   readonly maxQueuedMessages: number
   readonly drainTimeoutMs: number
   readonly redisCommandTimeoutMs: number
+  readonly redisWaitReplicas: number
+  readonly redisWaitTimeoutMs: number
   /** undefined: decided per connection (standalone, loopback, no users), see auth/policy.ts. */
   readonly allowAnonymous: boolean | undefined
   readonly adminUsername: string

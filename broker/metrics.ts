@@ -26,6 +26,7 @@ export function createMetrics () {
     busDropped: new Gauge({ name: 'thingmesh_bus_dropped_total', help: 'publishes Redis refused (QoS0 dropped, QoS>0 refused to the publisher)', registers: [registry] }),
     rejected: new Counter({ name: 'thingmesh_clients_rejected_total', help: 'connections closed for bad input or policy', labelNames: ['reason'], registers: [registry] }),
     queueDropped: new Counter({ name: 'thingmesh_queue_dropped_total', help: 'queued messages dropped by the per-client queue cap (oldest first)', registers: [registry] }),
+    replicationShortfalls: new Counter({ name: 'thingmesh_replication_shortfalls_total', help: 'QoS>0 publish batches refused because fewer Redis replicas than --redis-wait-replicas confirmed in time', registers: [registry] }),
     sessionsExpired: new Counter({ name: 'thingmesh_sessions_expired_total', help: 'persistent sessions deleted after --session-expiry-sec', registers: [registry] }),
     takeovers: new Counter({ name: 'thingmesh_session_takeovers_total', help: 'connections closed because their client id connected elsewhere', registers: [registry] }),
     willsPublished: new Counter({ name: 'thingmesh_dead_node_wills_total', help: 'wills this node published for clients of dead nodes', registers: [registry] }),

@@ -28,6 +28,12 @@ export interface BusIo {
   publish(brokerId: string, batch: Buffer): Promise<unknown>
   /** Record and announce a change of this node's interest set. */
   announce(op: 'add' | 'rm', filters: string[]): Promise<unknown>
+  /**
+   * Optional durability barrier: resolves once enough replicas hold every
+   * write made so far on the command connection (Redis WAIT), rejects if not
+   * in time. One call covers every QoS>0 publish of the tick.
+   */
+  replicated?: () => Promise<void>
 }
 
 /** Flush a target's batch early past this many bytes, so one tick cannot build a huge message. */
@@ -104,16 +110,36 @@ export class ClusterBus {
     const cb = done ?? noop
     if (this.closed) { cb(new Error('bus closed')); return }
     const targets = this.io && this.table && !packet.topic.startsWith('$SYS/') ? this.table.targets(packet.topic) : []
-    if (targets.length === 0) { this.local.emit(packet, cb); return }
+    if (targets.length === 0) { this.local.emit(packet, packet.qos > 0 ? this.durable(cb) : cb); return }
     const frame = encodeFrame('', packet)
     if (packet.qos === 0) {
       this.local.emit(packet, cb)
       for (const t of targets) this.queue(t, frame, null)
       return
     }
-    const waiter: Waiter = { remaining: 1 + targets.length, failed: undefined, qos: packet.qos, cb }
+    const waiter: Waiter = { remaining: 1 + targets.length, failed: undefined, qos: packet.qos, cb: this.durable(cb) }
     this.local.emit(packet, (err?: Error) => settle(waiter, err))
     for (const t of targets) this.queue(t, frame, waiter)
+  }
+
+  private replicaWaiters: Array<(err?: Error) => void> = []
+  private replicaScheduled = false
+
+  /** Wraps a QoS>0 completion with the replication barrier, when configured. */
+  private durable (cb: (err?: Error) => void): (err?: Error) => void {
+    if (!this.io?.replicated) return cb
+    return (err?: Error) => {
+      if (err) { cb(err); return }
+      this.replicaWaiters.push(cb)
+      if (this.replicaScheduled) return
+      this.replicaScheduled = true
+      setImmediate(() => {
+        this.replicaScheduled = false
+        const waiters = this.replicaWaiters
+        this.replicaWaiters = []
+        this.io!.replicated!().then(() => { for (const w of waiters) w() }, (e: Error) => { for (const w of waiters) w(e) })
+      })
+    }
   }
 
   private queue (target: string, frame: Buffer, waiter: Waiter | null): void {

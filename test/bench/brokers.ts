@@ -16,15 +16,18 @@ export interface BrokerUnderTest {
   stop(): Promise<void>
 }
 
+/** Benchmarks measure the broker, not its abuse limits. */
+const NO_LIMITS = ['--log-level', 'warn', '--publish-rate-per-client', '0', '--connect-rate-per-ip', '0', '--max-connections-per-ip', '0', '--max-connections', '0']
+
 export async function standalone (): Promise<BrokerUnderTest> {
-  const n = await startNodeProcess({ args: ['--log-level', 'warn'] })
+  const n = await startNodeProcess({ args: NO_LIMITS })
   return { name: 'thingmesh standalone', ports: [n.port], pids: [n.proc.pid!], stop: async () => { await n.kill('SIGKILL') } }
 }
 
 export async function cluster (size: number): Promise<BrokerUnderTest> {
   const redis: TestRedis = await startRedis()
   const nodes: NodeProcess[] = []
-  for (let i = 0; i < size; i++) nodes.push(await startNodeProcess({ redis: redis.url, nodeId: `b${i + 1}`, args: ['--log-level', 'warn', '--allow-anonymous', 'true'] }))
+  for (let i = 0; i < size; i++) nodes.push(await startNodeProcess({ redis: redis.url, nodeId: `b${i + 1}`, args: [...NO_LIMITS, '--allow-anonymous', 'true'] }))
   return {
     name: `thingmesh ${size}-node`,
     ports: nodes.map((n) => n.port),
