@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { createKeys } from '../../broker/cluster/keys.ts'
-import { defineScripts } from '../../broker/cluster/redis.ts'
+import { connectRedis, defineScripts } from '../../broker/cluster/redis.ts'
 import { createLogger } from '../../broker/log.ts'
 import { isEngineError, validateModuleText, type Problem } from '../../engine/index.ts'
 import { ENGINE_LUA_DIR, RedisStore } from '../../engine/runtime/index.ts'
@@ -31,21 +31,24 @@ export async function runImport (file: string, o: ImportOptions, out: (line: str
   }
 
   const keys = createKeys(o.cluster)
-  const mk = (name: string): Redis => {
-    const r = new Redis(o.redis as string, { connectionName: name, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null })
-    r.on('error', () => {})
-    return r
-  }
-  const cmd = mk('thingmesh:import')
-  const sub = mk('thingmesh:import-sub')
+  // The node's own connection settings (sentinel URLs, timeouts), quiet logs.
+  const log = createLogger('silent')
+  const mk = (name: string, subscriber: boolean): Redis => connectRedis({ url: o.redis as string, name, commandTimeoutMs: 5000, log, subscriber })
+  const cmd = mk('thingmesh:import', false)
+  const sub = mk('thingmesh:import-sub', true)
   defineScripts(cmd, ENGINE_LUA_DIR)
+  const ready = (r: Redis): Promise<unknown> => r.status === 'ready' ? Promise.resolve() : new Promise((resolve, reject) => {
+    r.once('ready', resolve)
+    setTimeout(() => reject(new Error(`cannot reach Redis at ${o.redis as string}`)), 5000).unref()
+  })
   const store = new RedisStore({ cmd, reader: cmd, sub, keys: keys.engine, partitions: o.partitions, backlogMax: 1, historyMax: 1, historyMaxAgeMs: 0, leaseMs: 1 })
   let live: string[] = []
   const sync = new DefinitionsSync({
-    store, brokerId: 'import-cli', observer: true, log: createLogger('silent'),
+    store, brokerId: 'import-cli', observer: true, log,
     liveNodes: () => live, rolloutTimeoutMs: o.rolloutTimeoutMs, onChange: () => {},
   })
   try {
+    await Promise.all([ready(cmd), ready(sub)])
     await store.subscribe()
     await sync.catchUp()
     const v = validateModuleText(text, sync.defs)

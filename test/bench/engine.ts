@@ -1,0 +1,161 @@
+/**
+ * `npm run bench:engine`: the thing engine on one cluster node (Redis-backed,
+ * so state is persisted): 100,000 things of a template with 10 properties and
+ * 3 rules; devices send property updates over MQTT (QoS1).
+ * Prints sustained updates/s (acked, applied with rules, state committed),
+ * p99 publish -> change-notification latency at a fixed rate, and the node's
+ * RSS. Every loop is bounded by count and time.
+ */
+import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import hdr from 'hdr-histogram-js'
+import { startRedis } from '../helpers/redis.ts'
+import { startNodeProcess } from '../helpers/node.ts'
+import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const THINGS = Number(process.env.BENCH_THINGS ?? 100_000)
+const UPDATES = Number(process.env.BENCH_UPDATES ?? 200_000)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 200)
+const RATE = Number(process.env.BENCH_RATE ?? 5000)
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10)
+const PARTITIONS = 64
+const out = (s: string): void => { process.stdout.write(s + '\n') }
+// Bounded: a stuck run (a refused connection, a lost PUBACK) ends with a message, not a hang.
+setTimeout(() => { out('bench: gave up after 20 minutes'); process.exit(1) }, 20 * 60_000).unref()
+
+const props: Record<string, unknown> = {}
+for (let i = 0; i < 10; i++) props[`p${i}`] = { type: 'number', min: -1e9, max: 1e9, change: 'on-change' }
+const dir = mkdtempSync(join(tmpdir(), 'tm-bench-engine-'))
+const moduleFile = join(dir, 'module.json')
+writeFileSync(moduleFile, JSON.stringify({
+  version: 1,
+  templates: [{ id: 'Sensor', properties: props }],
+  things: Array.from({ length: THINGS }, (_, i) => ({ id: `s${i}`, template: 'Sensor' })),
+  rules: [
+    { id: 'high', template: 'Sensor', when: 'p0 > 900', actions: [{ type: 'raiseAlert', alert: 'high', severity: 'warning' }], resetActions: [{ type: 'clearAlert', alert: 'high' }] },
+    { id: 'cross', template: 'Sensor', when: 'p1 > p2', actions: [{ type: 'emitEvent', event: 'cross', payload: { p1: '${p1}' } }] },
+    { id: 'sum', template: 'Sensor', when: 'p3 + p4 > 1500', actions: [{ type: 'publish', topic: 'alarms/${thing.id}', payload: { sum: '${p3 + p4}' } }] },
+  ],
+}))
+
+const redis = await startRedis()
+const startedAt = Date.now()
+const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' } })
+out(`engine bench: ${THINGS} things x 10 properties, 3 rules, ${PARTITIONS} partitions, one node on Redis ${redis.url}`)
+out(`node started with the module imported in ${Date.now() - startedAt} ms`)
+const r = redis.client()
+
+const rssMiB = (): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${node.proc.pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : NaN
+}
+async function backlog (): Promise<number> {
+  const p = r.pipeline()
+  for (let i = 0; i < PARTITIONS; i++) p.xlen(`tm:{thingmesh}:eng:log:${i}`)
+  const res = await p.exec()
+  // Each log keeps its last applied entry (the checkpoint) until the next commit.
+  return (res ?? []).reduce((s, [, n]) => s + Math.max(0, Number(n) - 1), 0)
+}
+
+let seq = 0
+const nextUpdate = (): { topic: string, payload: string, thing: number, prop: number, value: number } => {
+  const k = seq++
+  const thing = k % THINGS
+  const prop = Math.floor(k / THINGS) % 10
+  // Values change every time (on-change counts it) and cycle so rules keep transitioning.
+  const value = (k * 7919) % 2000
+  return { topic: `things/s${thing}/properties/p${prop}`, payload: String(value), thing, prop, value }
+}
+
+// ---- 1. sustained throughput --------------------------------------------
+const clients: MqttClient[] = []
+for (let i = 0; i < CONNECTIONS; i++) {
+  const c = await connect(node.port, { clientId: `dev-${i}` })
+  c.on('close', () => {
+    out(`bench: connection dev-${i} closed by the node; figures after this are not valid`)
+    const why = node.log().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-3)
+    for (const l of why) out(`  node: ${l.slice(0, 300)}`)
+  })
+  clients.push(c)
+}
+// Touch every thing once first so the throughput run measures steady state.
+{
+  const t0 = performance.now()
+  await Promise.all(clients.map(async (c, ci) => {
+    const inflight = new Set<Promise<unknown>>()
+    for (let k = ci; k < THINGS; k += CONNECTIONS) {
+      const p = c.publishAsync(`things/s${k}/properties/p9`, '1', { qos: 1 })
+      inflight.add(p)
+      void p.finally(() => inflight.delete(p))
+      if (inflight.size >= WINDOW) await Promise.race(inflight)
+    }
+    await Promise.all(inflight)
+  }))
+  await waitFor(async () => (await backlog()) === 0, 'warm-up applied', 300_000, 200)
+  out(`warm-up: every thing written once in ${((performance.now() - t0) / 1000).toFixed(1)} s; node RSS ${rssMiB().toFixed(0)} MiB`)
+}
+
+{
+  const t0 = performance.now()
+  let acked = 0
+  const perConn = Math.ceil(UPDATES / CONNECTIONS)
+  await Promise.all(clients.map(async (c) => {
+    const inflight = new Set<Promise<unknown>>()
+    for (let k = 0; k < perConn; k++) {
+      const u = nextUpdate()
+      const p = c.publishAsync(u.topic, u.payload, { qos: 1 }).then(() => { acked++ })
+      inflight.add(p)
+      void p.finally(() => inflight.delete(p))
+      if (inflight.size >= WINDOW) await Promise.race(inflight)
+    }
+    await Promise.all(inflight)
+  }))
+  const ackedAt = performance.now()
+  await waitFor(async () => (await backlog()) === 0, 'every update applied', 600_000, 100)
+  const appliedAt = performance.now()
+  out(`throughput: ${acked} updates acked in ${((ackedAt - t0) / 1000).toFixed(2)} s (${Math.round(acked / ((ackedAt - t0) / 1000))}/s ingested), ` +
+    `all applied and committed after ${((appliedAt - t0) / 1000).toFixed(2)} s: ${Math.round(acked / ((appliedAt - t0) / 1000))} updates/s sustained (target >= 20000)`)
+}
+
+// ---- 2. latency at a fixed rate -----------------------------------------
+{
+  const sub = await connect(node.port, { clientId: 'bench-watch' })
+  await sub.subscribeAsync('things/+/changed/+', { qos: 0 })
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+  const sentAt = new Map<string, number>()
+  sub.on('message', (topic, payload) => {
+    const parts = topic.split('/')
+    const v = (JSON.parse(payload.toString()) as { value: number }).value
+    const key = `${parts[1]}/${parts[3]}/${v}`
+    const t = sentAt.get(key)
+    if (t !== undefined) { hist.recordValue(Math.round((performance.now() - t) * 1000)); sentAt.delete(key) }
+  })
+  const total = RATE * LATENCY_SECONDS
+  const t0 = performance.now()
+  let sent = 0
+  // Paced in 1 ms slices: send what is due, then yield.
+  while (sent < total && performance.now() - t0 < LATENCY_SECONDS * 1000 * 3) {
+    const due = Math.min(total, Math.floor((performance.now() - t0) * RATE / 1000))
+    while (sent < due) {
+      const u = nextUpdate()
+      sentAt.set(`s${u.thing}/p${u.prop}/${u.value}`, performance.now())
+      clients[sent % CONNECTIONS]!.publish(u.topic, u.payload, { qos: 1 })
+      sent++
+    }
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await waitFor(() => hist.totalCount >= sent * 0.999, 'latency samples', 30_000, 50).catch(() => {})
+  const ms = (q: number): string => (hist.getValueAtPercentile(q) / 1000).toFixed(1)
+  out(`latency at ${RATE} updates/s for ${LATENCY_SECONDS} s (publish -> things/+/changed/+ notification, ${hist.totalCount}/${sent} matched): ` +
+    `p50 ${ms(50)} ms, p99 ${ms(99)} ms, max ${ms(100)} ms (target p99 < 25 ms)`)
+  await close(sub)
+}
+
+out(`RSS of the node with ${THINGS} things: ${rssMiB().toFixed(0)} MiB (target < 1024 MiB)`)
+await close(...clients)
+await node.kill('SIGKILL')
+await redis.stop()
+process.exit(0)
