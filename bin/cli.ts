@@ -40,7 +40,35 @@ start.action(async (opts: Record<string, unknown>) => {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // A drain (requested by `thingmesh drain` or the admin topic) ends the process too.
+  void node.stopped.then(() => process.exit(0))
 })
+
+program.command('drain')
+  .description('hand a node\'s partitions over, move its clients to the other nodes over --spread-ms, and make it exit')
+  .requiredOption('--node-id <id>', 'the node to drain')
+  .requiredOption('--redis <url>', 'the cluster\'s Redis URL (env THINGMESH_REDIS)', process.env.THINGMESH_REDIS)
+  .option('--cluster <name>', 'cluster name (Redis key prefix)', process.env.THINGMESH_CLUSTER ?? 'thingmesh')
+  .option('--spread-ms <ms>', 'disconnect clients evenly over this long (default: the node\'s --drain-spread-ms)')
+  .option('--timeout-ms <ms>', 'give up waiting after this long', '60000')
+  .action(async (opts: { nodeId: string, redis: string, cluster: string, spreadMs?: string, timeoutMs: string }) => {
+    const { runDrain } = await import('./commands/drain.ts')
+    const code = await runDrain({
+      nodeId: opts.nodeId, redis: opts.redis, cluster: opts.cluster, timeoutMs: Number(opts.timeoutMs) || 60000,
+      ...(opts.spreadMs === undefined ? {} : { spreadMs: Number(opts.spreadMs) }),
+    }, (line) => process.stdout.write(line + '\n'))
+    process.exit(code)
+  })
+
+program.command('loadtest')
+  .description('MQTT load test against any broker (same as thingmesh-loadtest); see loadtest/README.md')
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    const { runLoadtestCli } = await import('../loadtest/index.ts')
+    process.exit(await runLoadtestCli(args))
+  })
 
 program.command('import')
   .description('validate a thing engine module (JSON bundle); with --redis, apply it to the cluster as one version, all-or-nothing')

@@ -36,6 +36,8 @@ export class ClusterRuntime {
   readonly sessions: SessionRegistry
   membership!: Membership
   private port: BrokerPort | null = null
+  /** Set by the node: a `drain` control message names this node. */
+  onDrain: ((spreadMs?: number) => void) | null = null
   private readonly busChannel: string
   private subReady = false
   private subEverReady = false
@@ -267,6 +269,13 @@ export class ClusterRuntime {
     else if (msg.t === 'interest') this.interest.apply(msg as InterestChange)
     else if (msg.t === 'takeover') this.onTakeover(msg as TakeoverNotice)
     else if (msg.t === 'released') this.sessions.onReleased(msg as ReleasedNotice)
+    else if (msg.t === 'drain') {
+      const d = msg as { node?: string, spreadMs?: number }
+      if (d.node === this.config.nodeId || d.node === this.brokerId) {
+        this.log.info({ event: 'cluster.drain_requested', spreadMs: d.spreadMs }, 'drain requested over the control channel')
+        this.onDrain?.(typeof d.spreadMs === 'number' ? d.spreadMs : undefined)
+      }
+    }
   }
 
   /** [MQTT-3.1.4-2] across nodes: the connection with the lower epoch goes. */

@@ -28,6 +28,7 @@ export const optionSpecs = {
   takeoverWaitMs: { schema: int(0, 30000), default: 2000, doc: 'longest a reconnecting client waits for its previous node to flush the session' },
   sessionExpirySec: { schema: int(0, 31536000), default: 86400, doc: 'persistent sessions of clients gone this long are deleted (0 = never)' },
   maxQueuedMessages: { schema: int(1, 10000000), default: 10000, doc: 'per-client offline queue cap; the oldest message is dropped past it (counted in metrics)' },
+  drainSpreadMs: { schema: int(0, 3600000), default: 5000, doc: 'thingmesh drain: clients are disconnected evenly over this long so they do not reconnect all at once' },
   drainTimeoutMs: { schema: int(0, 600000), default: 10000, doc: 'a client whose socket stays full this long is disconnected (0 = never)' },
   redisCommandTimeoutMs: { schema: int(100, 60000), default: 2000, doc: 'a Redis command unanswered this long fails, so a cut link is noticed' },
   redisWaitReplicas: { schema: int(0, 10), default: 0, doc: 'QoS1/2 publishes are acknowledged only once this many Redis replicas have their writes (Redis WAIT); 0 = asynchronous replication' },
@@ -85,6 +86,7 @@ export interface NodeConfig {
   readonly takeoverWaitMs: number
   readonly sessionExpirySec: number
   readonly maxQueuedMessages: number
+  readonly drainSpreadMs: number
   readonly drainTimeoutMs: number
   readonly redisCommandTimeoutMs: number
   readonly redisWaitReplicas: number

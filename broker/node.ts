@@ -28,6 +28,10 @@ export interface RunningNode {
   readonly broker: Aedes
   /** The thing engine (admin layer entry point). */
   readonly engine: EngineApi
+  /** Resolves once the node has stopped or drained. */
+  readonly stopped: Promise<void>
+  /** Planned removal: hand partitions over, move clients to other nodes over spreadMs, leave. */
+  drain(spreadMs?: number): Promise<void>
   /** Graceful stop: stop accepting, publish wills, disconnect, leave the cluster. */
   stop(): Promise<void>
 }
@@ -186,7 +190,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
   let listening = true
   const http = await startHttp(config.host, config.httpPort, {
     health: () => {
-      const base = { nodeId: config.nodeId, brokerId, mode: cluster ? 'cluster' : 'standalone', listening }
+      const base = { nodeId: config.nodeId, brokerId, mode: cluster ? 'cluster' : 'standalone', listening, draining: stopping !== null }
       if (!cluster) return { ok: listening, ...base }
       const c = cluster.health()
       return { ...base, ...c, ok: listening && c.ok }
@@ -212,13 +216,24 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
   log.info({ event: 'node.started', brokerId, mqtt: `${config.host}:${mqttPort}`, tls: listeners.ports.tls, ws: listeners.ports.ws, anonymous: auth.anonymousAllowed(), http: `${config.host}:${http.port}`, mode: cluster ? 'cluster' : 'standalone' }, 'thingmesh node listening')
 
   let stopping: Promise<void> | null = null
-  return {
-    config, brokerId, mqttPort, tlsPort: listeners.ports.tls, wsPort: listeners.ports.ws, httpPort: http.port, metrics, broker, engine: engine.engine,
-    stop: () => {
-      stopping ??= (async () => {
-        listening = false
-        stopSys()
-        listeners.close()
+  let markStopped: () => void = () => {}
+  const stopped = new Promise<void>((resolve) => { markStopped = resolve })
+  /**
+   * Both ways out. stop(): a shutdown, whose clients' wills are published
+   * (they lose their broker). drain(): a planned removal: partitions are
+   * handed over first, then clients are disconnected a few at a time over
+   * `spreadMs` without wills (they reconnect to the other nodes at once).
+   */
+  const shutdown = (how: { drain: boolean, spreadMs: number }): Promise<void> => {
+    stopping ??= (async () => {
+      listening = false
+      stopSys()
+      listeners.close()
+      log.info({ event: how.drain ? 'node.draining' : 'node.stopping', clients: broker.connectedClients, spreadMs: how.spreadMs }, how.drain ? 'draining' : 'stopping')
+      if (how.drain) {
+        await engine.stop()
+        await disconnectSpread(Object.values(clients()), how.spreadMs)
+      } else {
         // Publish the wills of the clients we are about to disconnect while
         // Redis is still up [issue 3 defect 13], then close them without
         // letting aedes publish them a second time.
@@ -232,16 +247,38 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
         }))
         // The engine hands its partitions over while the broker can still publish its outbox.
         await engine.stop()
-        await new Promise<void>((resolve) => broker.close(() => resolve()))
-        http.server.close()
-        if (cluster) {
-          // Let queued Redis commands (session releases, acks) flush before leaving.
-          await cluster.stop()
-        }
-        log.info({ event: 'node.stopped' }, 'thingmesh node stopped')
-      })()
-      return stopping
-    },
+      }
+      await new Promise<void>((resolve) => broker.close(() => resolve()))
+      http.server.close()
+      if (cluster) {
+        // Let queued Redis commands (session releases, acks) flush before leaving.
+        await cluster.stop()
+      }
+      log.info({ event: how.drain ? 'node.drained' : 'node.stopped' }, how.drain ? 'thingmesh node drained' : 'thingmesh node stopped')
+      markStopped()
+    })()
+    return stopping
+  }
+  if (cluster) cluster.onDrain = (spreadMs) => { void shutdown({ drain: true, spreadMs: spreadMs ?? config.drainSpreadMs }) }
+
+  return {
+    config, brokerId, mqttPort, tlsPort: listeners.ports.tls, wsPort: listeners.ports.ws, httpPort: http.port, metrics, broker, engine: engine.engine,
+    stopped,
+    stop: () => shutdown({ drain: false, spreadMs: 0 }),
+    drain: (spreadMs = config.drainSpreadMs) => shutdown({ drain: true, spreadMs }),
+  }
+}
+
+/** Closes clients evenly over `spreadMs`, as planned departures: no wills. */
+async function disconnectSpread (list: AedesClient[], spreadMs: number): Promise<void> {
+  const gap = list.length > 0 ? spreadMs / list.length : 0
+  for (const c of list) {
+    if (!c.closed) {
+      stateOf(c).takenOver = true
+      c._disconnected = true
+      c.close()
+    }
+    if (gap >= 1) await new Promise((resolve) => setTimeout(resolve, gap))
   }
 }
 
