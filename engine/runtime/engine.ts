@@ -24,7 +24,7 @@ export interface EngineOptions {
   leaseMs: number
   /** Lease renewal period (about a quarter of leaseMs). */
   renewMs: number
-  /** Most log entries applied in one commit. */
+  /** Most log entries read (and applied) per round over all owned partitions. */
   batchSize: number
   /** Longest a blocking log read waits (also how soon new partitions join the read). */
   readBlockMs: number
@@ -226,8 +226,12 @@ export class ThingEngine implements EngineApi {
         continue
       }
       let batches: Array<{ partition: number, entries: LogEntry[] }>
+      // Processing is synchronous CPU work: bound what one read can bring in
+      // (about batchSize entries over all partitions), so the event loop is
+      // never blocked long enough for MQTT or Redis replies to starve.
+      const perPartition = Math.max(10, Math.floor(this.options.batchSize / from.size))
       try {
-        batches = await this.store.read(from, this.options.batchSize, this.options.readBlockMs)
+        batches = await this.store.read(from, perPartition, this.options.readBlockMs)
         failures = 0
       } catch (err) {
         if (!this.running) break
@@ -236,7 +240,13 @@ export class ThingEngine implements EngineApi {
         await delay(Math.min(1000, 50 * failures))
         continue
       }
-      await Promise.all(batches.map((b) => this.apply(b.partition, b.entries)))
+      const commits: Array<Promise<void>> = []
+      for (const b of batches) {
+        commits.push(this.apply(b.partition, b.entries))
+        // Commits go out while the next partition is computed; other I/O gets a turn.
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+      await Promise.all(commits)
     }
   }
 

@@ -7,7 +7,7 @@
  * RSS. Every loop is bounded by count and time.
  */
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import hdr from 'hdr-histogram-js'
 import { startRedis } from '../helpers/redis.ts'
@@ -16,7 +16,7 @@ import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const THINGS = Number(process.env.BENCH_THINGS ?? 100_000)
-const UPDATES = Number(process.env.BENCH_UPDATES ?? 200_000)
+const UPDATES = Number(process.env.BENCH_UPDATES ?? 100_000)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 200)
 const RATE = Number(process.env.BENCH_RATE ?? 5000)
@@ -52,6 +52,12 @@ const rssMiB = (): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${node.proc.pid}/status`, 'utf8'))
   return m ? Number(m[1]) / 1024 : NaN
 }
+/** CPU seconds (user + system) a process has used, from /proc: the figures below are judged per CPU second, since the load generator shares the machine. */
+const cpuSeconds = (pid: number | undefined): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
+const cpuNow = (): { node: number, redis: number, bench: number } => ({ node: cpuSeconds(node.proc.pid), redis: cpuSeconds(redis.proc.pid), bench: cpuSeconds(process.pid) })
 async function backlog (): Promise<number> {
   const p = r.pipeline()
   for (let i = 0; i < PARTITIONS; i++) p.xlen(`tm:{thingmesh}:eng:log:${i}`)
@@ -76,7 +82,7 @@ for (let i = 0; i < CONNECTIONS; i++) {
   const c = await connect(node.port, { clientId: `dev-${i}` })
   c.on('close', () => {
     out(`bench: connection dev-${i} closed by the node; figures after this are not valid`)
-    const why = node.log().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-3)
+    const why = node.log().split('\n').filter((l) => /"level":(40|50|60)|client\.|dev-/.test(l)).slice(-3)
     for (const l of why) out(`  node: ${l.slice(0, 300)}`)
   })
   clients.push(c)
@@ -100,6 +106,7 @@ for (let i = 0; i < CONNECTIONS; i++) {
 
 {
   const t0 = performance.now()
+  const cpu0 = cpuNow()
   let acked = 0
   const perConn = Math.ceil(UPDATES / CONNECTIONS)
   await Promise.all(clients.map(async (c) => {
@@ -116,8 +123,12 @@ for (let i = 0; i < CONNECTIONS; i++) {
   const ackedAt = performance.now()
   await waitFor(async () => (await backlog()) === 0, 'every update applied', 600_000, 100)
   const appliedAt = performance.now()
+  const cpu1 = cpuNow()
+  const us = (s: number): string => (s * 1e6 / acked).toFixed(0)
   out(`throughput: ${acked} updates acked in ${((ackedAt - t0) / 1000).toFixed(2)} s (${Math.round(acked / ((ackedAt - t0) / 1000))}/s ingested), ` +
     `all applied and committed after ${((appliedAt - t0) / 1000).toFixed(2)} s: ${Math.round(acked / ((appliedAt - t0) / 1000))} updates/s sustained (target >= 20000)`)
+  out(`CPU per update: node ${us(cpu1.node - cpu0.node)} us, redis-server ${us(cpu1.redis - cpu0.redis)} us, load generator ${us(cpu1.bench - cpu0.bench)} us ` +
+    `(${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}): one node core would sustain about ${Math.round(acked / (cpu1.node - cpu0.node))} updates/s`)
 }
 
 // ---- 2. latency at a fixed rate -----------------------------------------
