@@ -1,0 +1,96 @@
+// R2: SIGKILL of the Redis primary under a QoS1 stream; Sentinel promotes a
+// replica. R3 runs the same with down-after 1000 and 3000 and judges retry
+// exhaustion and back-pressure.
+import { row, info, type ChaosContext, type ChaosTest, type Row } from '../report.ts'
+import { Stream } from '../stream.ts'
+import { withEnv, at, pct } from '../env.ts'
+import { noIpCaps } from '../cluster.ts'
+import { startWriteProbe } from '../writeprobe.ts'
+
+export interface FailoverRun {
+  rate: number
+  failoverMs: number
+  probe: Awaited<ReturnType<ReturnType<typeof startWriteProbe>['stop']>>
+  reports: Awaited<ReturnType<Stream['finish']>>
+  nodeExits: number
+  maxRetriesErrors: number
+  /** PUBACKs received for publishes sent between kill+2 s and the failover. */
+  ackedDuringOutage: number
+  sentDuringOutage: number
+  longestAckGapMs: number
+  acked: number
+  refused: number
+}
+
+export async function failoverRun (ctx: ChaosContext, tag: string, downAfterMs: number): Promise<FailoverRun> {
+  const rate = ctx.num('CHAOS_R2_RATE', 400)
+  const killAt = ctx.ms(10_000, 3000)
+  const runFor = ctx.ms(30_000, 10_000)
+  return withEnv({ tag, args: noIpCaps(), topology: { downAfterMs } }, async ({ topo, cluster }) => {
+    const [n1, n2, n3] = cluster.nodes
+    const s = (x: typeof n1) => ({ host: x.host, port: x.port })
+    const stream = new Stream({
+      name: tag.toLowerCase(), servers: cluster.servers(), publishers: 8, ratePerSec: rate,
+      subscribers: [
+        { name: 'clean-n2', cls: 'clean', servers: [s(n2)] },
+        { name: 'clean-n3', cls: 'clean', servers: [s(n3)] },
+        { name: 'persist-n1', cls: 'persistent', servers: [s(n1), s(n2), s(n3)] },
+        { name: 'persist-n3', cls: 'persistent', servers: [s(n3), s(n1), s(n2)] },
+      ],
+    })
+    const wp = startWriteProbe(topo.client(), `chaos:${tag}:w:`)
+    try {
+      await stream.start()
+      const t0 = Date.now()
+      const done = stream.publishFor(runFor)
+      await at(t0, killAt)
+      const primary = await topo.primary()
+      const sentBefore = stream.acks.sent
+      const killed = Date.now()
+      primary.proc.kill('SIGKILL')
+      const failoverMs = await topo.waitFailover(primary.port, 60_000).then(() => Date.now() - killed, () => Infinity)
+      ctx.log(`${tag}: primary ${primary.port} killed at ${killed - t0} ms; writable primary after ${failoverMs} ms`)
+      const sentAtFailover = stream.acks.sent
+      await done
+      const probe = await wp.stop(killed)
+      const reports = await stream.finish(ctx.ms(15_000, 10_000), [s(n2), s(n3)])
+      // Acks are per (publisher, seq); what was sent in the outage window is approximated by the send counter.
+      let ackedDuringOutage = 0
+      let longestAckGapMs = 0
+      const allAcks: number[] = []
+      for (const times of stream.acks.ackTimes.values()) allAcks.push(...times)
+      allAcks.sort((a, b) => a - b)
+      for (const t of allAcks) if (t > killed + 2000 && t < killed + failoverMs) ackedDuringOutage++
+      for (let k = 1; k < allAcks.length; k++) if (allAcks[k] >= killed && allAcks[k - 1] <= killed + failoverMs) longestAckGapMs = Math.max(longestAckGapMs, allAcks[k] - allAcks[k - 1])
+      const logs = cluster.nodes.map((x) => x.log()).join('\n')
+      return {
+        rate, failoverMs, probe, reports,
+        nodeExits: cluster.nodes.reduce((a, x) => a + x.unexpectedExits(), 0),
+        maxRetriesErrors: (logs.match(/MaxRetriesPerRequest|max retries per request/gi) ?? []).length,
+        ackedDuringOutage, sentDuringOutage: sentAtFailover - sentBefore, longestAckGapMs,
+        acked: stream.acks.totalAcked, refused: stream.acks.refused,
+      }
+    } finally {
+      await stream.close()
+    }
+  })
+}
+
+export const r2: ChaosTest = {
+  id: 'R2',
+  title: 'Redis primary SIGKILL',
+  async run (ctx) {
+    const r = await failoverRun(ctx, 'R2', 1000)
+    const rows: Row[] = []
+    rows.push(row('R2', '0 broker-node exits', `${r.nodeExits} exits`, r.nodeExits === 0))
+    rows.push(row('R2', 'Redis write unavailability ≤ 5 s', `${Number.isFinite(r.probe.unavailableMs) ? r.probe.unavailableMs : 'never recovered'} ms without an acked write (Sentinel: writable primary after ${r.failoverMs} ms); broker PUBACK gap ${r.longestAckGapMs} ms`, r.probe.unavailableMs <= 5000))
+    rows.push(row('R2', '0 acked Redis writes lost', `${r.probe.lost} of ${r.probe.acked} acked SETs missing after failover (${r.probe.failed} refused)`, r.probe.lost === 0))
+    for (const rep of r.reports) {
+      const target = rep.cls === 'persistent' ? '0 lost after reconnect' : 'target 0 lost'
+      rows.push(row('R2', `${rep.cls} subscriber ${rep.subscriber}: ${target}`, `${rep.lost} lost of ${rep.acked} acked (${pct(rep.lost, rep.acked)}), ${rep.duplicates} dup, at ${r.rate} msg/s${rep.lost ? `; e.g. ${rep.lostSample.slice(0, 3).join(', ')}` : ''}`, rep.lost === 0, { ...rep }))
+    }
+    rows.push(row('R2', 'no MaxRetriesPerRequestError', `${r.maxRetriesErrors} in node logs`, r.maxRetriesErrors === 0))
+    rows.push(info('R2', 'publishes refused during failover', `${r.refused} refused (not acked) of ${r.acked + r.refused}; ${r.ackedDuringOutage} PUBACKs between kill+2 s and failover`))
+    return rows
+  },
+}

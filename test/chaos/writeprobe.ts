@@ -1,0 +1,52 @@
+// A Redis writer beside the brokers: SET every `everyMs` through Sentinel,
+// remembering which writes were acknowledged, so a failover's write
+// unavailability and acknowledged-write loss can be measured directly.
+import type { Redis } from 'ioredis'
+
+export interface WriteProbeResult {
+  acked: number
+  failed: number
+  /** Longest time without an acknowledged write that overlaps `aroundMs`. */
+  unavailableMs: number
+  /** Acknowledged writes missing afterwards. */
+  lost: number
+}
+
+export function startWriteProbe (redis: Redis, prefix: string, everyMs = 10, maxMs = 300_000): { stop(aroundMs: number): Promise<WriteProbeResult> } {
+  const ackedAt: Array<[number, number]> = []
+  let failed = 0
+  let i = 0
+  let running = true
+  let inflight = 0
+  const started = Date.now()
+  const timer = setInterval(() => {
+    if (!running || Date.now() - started > maxMs) { clearInterval(timer); return }
+    if (inflight > 50) return
+    const n = ++i
+    inflight++
+    redis.set(`${prefix}${n}`, String(n)).then(() => { ackedAt.push([n, Date.now()]) }, () => { failed++ }).finally(() => { inflight-- })
+  }, everyMs)
+  return {
+    async stop (aroundMs) {
+      running = false
+      clearInterval(timer)
+      const until = Date.now() + 5000
+      while (inflight > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+      const times = ackedAt.map(([, t]) => t).sort((a, b) => a - b)
+      // The fault is the only thing that stops writes, so the longest gap after it is the unavailability.
+      let gap = 0
+      for (let k = 1; k < times.length; k++) if (times[k] >= aroundMs) gap = Math.max(gap, times[k] - Math.max(times[k - 1], aroundMs))
+      const last = times.filter((t) => t <= aroundMs).pop()
+      const firstAfter = times.find((t) => t > aroundMs)
+      if (last !== undefined && firstAfter === undefined) gap = Infinity
+      let lost = 0
+      const ids = ackedAt.map(([n]) => n)
+      for (let k = 0; k < ids.length; k += 500) {
+        const chunk = ids.slice(k, k + 500)
+        const vals = await redis.mget(...chunk.map((n) => `${prefix}${n}`))
+        lost += vals.filter((v) => v === null).length
+      }
+      return { acked: ackedAt.length, failed, unavailableMs: gap, lost }
+    },
+  }
+}
