@@ -78,9 +78,11 @@ const nextUpdate = (): { topic: string, payload: string, thing: number, prop: nu
 
 // ---- 1. sustained throughput --------------------------------------------
 const clients: MqttClient[] = []
+let finished = false
 for (let i = 0; i < CONNECTIONS; i++) {
   const c = await connect(node.port, { clientId: `dev-${i}` })
   c.on('close', () => {
+    if (finished) return
     out(`bench: connection dev-${i} closed by the node; figures after this are not valid`)
     const why = node.log().split('\n').filter((l) => /"level":(40|50|60)|client\.|dev-/.test(l)).slice(-3)
     for (const l of why) out(`  node: ${l.slice(0, 300)}`)
@@ -166,6 +168,7 @@ for (let i = 0; i < CONNECTIONS; i++) {
 }
 
 out(`RSS of the node with ${THINGS} things: ${rssMiB().toFixed(0)} MiB (target < 1024 MiB)`)
+finished = true
 await close(...clients)
 await node.kill('SIGKILL')
 await redis.stop()
