@@ -12,7 +12,12 @@ export interface WriteProbeResult {
   lost: number
 }
 
-export function startWriteProbe (redis: Redis, prefix: string, everyMs = 10, maxMs = 300_000): { stop(aroundMs: number): Promise<WriteProbeResult> } {
+/**
+ * `verifier` gives a client for the check at the end: a fresh one on the
+ * current primary, because the probe's own Sentinel client may itself be
+ * stuck after the failover (ioredis "Connection is closed.", redis/ioredis#1683).
+ */
+export function startWriteProbe (redis: Redis, prefix: string, everyMs = 10, maxMs = 300_000, verifier?: () => Promise<Redis>): { stop(aroundMs: number): Promise<WriteProbeResult> } {
   const ackedAt: Array<[number, number]> = []
   let failed = 0
   let i = 0
@@ -41,9 +46,10 @@ export function startWriteProbe (redis: Redis, prefix: string, everyMs = 10, max
       if (last !== undefined && firstAfter === undefined) gap = Infinity
       let lost = 0
       const ids = ackedAt.map(([n]) => n)
+      const check = verifier ? await verifier() : redis
       for (let k = 0; k < ids.length; k += 500) {
         const chunk = ids.slice(k, k + 500)
-        const vals = await redis.mget(...chunk.map((n) => `${prefix}${n}`))
+        const vals = await check.mget(...chunk.map((n) => `${prefix}${n}`))
         lost += vals.filter((v) => v === null).length
       }
       return { acked: ackedAt.length, failed, unavailableMs: gap, lost }

@@ -47,7 +47,7 @@ export const r1: ChaosTest = {
         const rows: Row[] = []
         const base = { sent: stream.acks.sent, acked: stream.acks.totalAcked, refused: stream.acks.refused, behind: stream.behind }
         for (const r of reports) {
-          rows.push(row('R1', `0 acked lost (${r.cls}, ${r.subscriber})`, `${r.lost} lost of ${r.acked} acked${r.lost ? ` e.g. ${r.lostSample.slice(0, 3).join(', ')}` : ''}`, r.lost === 0, { ...r, ...base }))
+          rows.push(row('R1', `0 acked lost (${r.cls}, ${r.subscriber})`, `${r.lost} lost of ${r.acked} acked${r.lost ? ` e.g. ${r.lostSample.slice(0, 3).join(', ')}` : ''}; subscriber disconnected ${stream.subscriberDisconnects(r.subscriber)} times`, r.lost === 0, { ...r, ...base }))
         }
         rows.push(row('R1', 'first new PUBACK < 1 s after kill (publishers on n1)', `${Number.isFinite(worstFirstAck) ? Math.round(worstFirstAck) + ' ms' : 'never'} worst of ${onN1.length} publishers`, onN1.length > 0 && worstFirstAck < 1000, { perPublisher: Object.fromEntries(onN1.map((p, i) => [p, firstAck[i]])) }))
         const dupWorst = reports.reduce((a, r) => Math.max(a, r.received ? r.duplicates / r.received : 0), 0)
@@ -55,6 +55,9 @@ export const r1: ChaosTest = {
         const live = reports.filter((r) => r.subscriber !== 'persist-from-n1')
         const p99 = Math.max(...live.map((r) => r.latency.p99Ms))
         rows.push(row('R1', 'survivors p99 latency < 250 ms', `p99 ${p99} ms (p50 ${Math.max(...live.map((r) => r.latency.p50Ms))} ms) at ${rate} msg/s, ${base.acked} acked`, p99 < 250, { latency: live.map((r) => ({ sub: r.subscriber, ...r.latency })) }))
+        const exits = [n2, n3].filter((x) => x.unexpectedExits() > 0 || !x.alive()).map((x) => x.nodeId)
+        const fenced = [n2, n3].flatMap((x) => x.log().split('\n').filter((l) => /exit_fenced|node_dead/.test(l)).map((l) => `${x.nodeId}: ${/"event":"([^"]+)"/.exec(l)?.[1]}`))
+        rows.push(row('R1', 'survivors (n2, n3) stay up', exits.length ? `${exits.join(', ')} exited; ${fenced.join('; ')}` : 'n2 and n3 up throughout', exits.length === 0, { fenced }))
         return rows
       } finally {
         await stream.close()

@@ -28,7 +28,7 @@ export const r10: ChaosTest = {
       try {
         await stream.start()
         const t0 = Date.now()
-        const done = stream.publishFor(ctx.ms(30_000, 12_000))
+        const done = stream.publishFor(ctx.ms(30_000, 25_000))
         await at(t0, ctx.ms(8000, 3000))
         const joinStart = Date.now()
         n4 = await startChaosNode({ redis: topo.url, nodeId: 'n4', args: noIpCaps() })

@@ -37,9 +37,11 @@ export const r5: ChaosTest = {
     try {
       proxy = await startProxy(redis.port)
       // n1 reaches Redis only through the proxy; n2 and n3 directly.
-      const n1 = await startChaosNode({ redis: `redis://127.0.0.1:${proxy.port}`, nodeId: 'n1', args: noIpCaps() })
+      // The offline session holds the whole stream; the queue cap (10,000 by default) must not be what is measured.
+      const args = [...noIpCaps(), '--max-queued-messages', '200000']
+      const n1 = await startChaosNode({ redis: `redis://127.0.0.1:${proxy.port}`, nodeId: 'n1', args })
       extra.push(n1)
-      cluster = await startChaosCluster(redis.url, 2, noIpCaps(), { expectMembers: 3, firstIndex: 2 })
+      cluster = await startChaosCluster(redis.url, 2, args, { expectMembers: 3, firstIndex: 2 })
       const [n2, n3] = cluster.nodes
       cluster.nodes.unshift(n1)
       await cluster.waitMembers(3)
