@@ -12,6 +12,8 @@ import { RedisPersistence } from './persistence/redis-persistence.ts'
 import type { SubscriptionChange } from './persistence/subscription-index.ts'
 import { maySubscribe, type AedesClient, type SessionHooks } from './mqtt/hooks.ts'
 import { stateOf } from './mqtt/client-state.ts'
+import { INITIAL_STATE, LoadSampler, loadOf, recommend, type Recommendation, type ScalingState, type ScalingThresholds } from './scaling.ts'
+import { SYS_TOPICS } from './sys-topics.ts'
 
 /** What the cluster runtime needs from the MQTT side, without knowing aedes. */
 export interface BrokerPort {
@@ -44,6 +46,11 @@ export class ClusterRuntime {
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
   private expiryTimer: NodeJS.Timeout | null = null
+  private sampler: LoadSampler | null = null
+  private sampleTimer: NodeJS.Timeout | null = null
+  private scalingState: ScalingState = INITIAL_STATE
+  /** The latest scaling advice [issue 7], recomputed after every heartbeat from all members' loads. */
+  scaling: Recommendation | null = null
   /** Connections holding a claim on this node, by client id. */
   private readonly claimed = new Map<string, { client: AedesClient, epoch: number }>()
   /**
@@ -119,6 +126,10 @@ export class ClusterRuntime {
 
   attach (port: BrokerPort, self: { host: string, port: number, httpPort: number }): void {
     this.port = port
+    const counterTotal = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> =>
+      (await c.get()).values.reduce((sum, v) => sum + v.value, 0)
+    const sampler = new LoadSampler(async () => ({ in: await counterTotal(this.metrics.messagesIn), out: await counterTotal(this.metrics.messagesOut) }))
+    this.sampler = sampler
     this.membership = new Membership({
       redis: this.cmd,
       keys: this.keys,
@@ -126,10 +137,11 @@ export class ClusterRuntime {
       self: { nodeId: this.config.nodeId, brokerId: this.brokerId, startedAt: Date.now(), ...self },
       heartbeatMs: this.config.heartbeatMs,
       deadAfterMs: this.config.deadAfterMs,
-      load: port.load,
+      load: () => ({ ...port.load(), ...sampler.current() }),
     })
     this.membership.on('members', (members: Member[]) => {
       this.metrics.clusterSize.set(members.length)
+      this.adviseScaling(members)
       this.interest.setMembers(members.map((m) => m.brokerId))
       this.interest.retryUnknown()
     })
@@ -149,6 +161,9 @@ export class ClusterRuntime {
 
   async start (): Promise<void> {
     const started = process.hrtime.bigint()
+    // Sampled on the heartbeat, so each membership record carries the figures of one interval.
+    this.sampleTimer = setInterval(() => { this.sampler?.sample().catch(() => {}) }, this.config.heartbeatMs)
+    this.sampleTimer.unref()
     await this.membership.start()
     this.metrics.redisRtt.observe(Number(process.hrtime.bigint() - started) / 1e9)
     // A reaper may die half way through a dead node's wills; every node
@@ -216,8 +231,42 @@ export class ClusterRuntime {
   async stop (): Promise<void> {
     if (this.reapTimer) clearInterval(this.reapTimer)
     if (this.expiryTimer) clearInterval(this.expiryTimer)
+    if (this.sampleTimer) clearInterval(this.sampleTimer)
+    this.sampler?.stop()
     await this.membership?.stop()
     await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
+  }
+
+  /** Scaling advice from every member's published load: kept for /metrics and published on $SYS (local only). */
+  private adviseScaling (members: Member[]): void {
+    const c = this.config
+    const thresholds: ScalingThresholds = {
+      scaleOutConnectionsPerNode: c.scaleOutConnectionsPerNode,
+      scaleOutCpuPercent: c.scaleOutCpu,
+      scaleOutEventLoopP99Ms: c.scaleOutEventLoopP99Ms,
+      scaleInConnectionsPerNode: c.scaleInConnectionsPerNode,
+      scaleInCpuPercent: c.scaleInCpu,
+      scaleInEventLoopP99Ms: c.scaleInEventLoopP99Ms,
+      minNodes: c.scaleMinNodes,
+      sustain: c.scaleSustain,
+    }
+    const loads = members.map((m) => loadOf(m.nodeId, m.load ?? {}))
+    const { recommendation, state } = recommend(loads, thresholds, this.scalingState)
+    this.scalingState = state
+    this.scaling = recommendation
+    const m = this.metrics
+    for (const action of ['scale-out', 'scale-in', 'hold'] as const) m.scalingRecommendation.set({ action }, action === recommendation.action ? 1 : 0)
+    // Reset first so members that left do not linger as stale series.
+    for (const g of [m.nodeConnections, m.nodeCpu, m.nodeEventLoopP99, m.nodeMessagesIn, m.nodeMessagesOut]) g.reset()
+    for (const l of loads) {
+      m.nodeConnections.set({ node: l.nodeId }, l.connections)
+      m.nodeCpu.set({ node: l.nodeId }, l.cpuPercent)
+      m.nodeEventLoopP99.set({ node: l.nodeId }, l.eventLoopP99Ms / 1000)
+      m.nodeMessagesIn.set({ node: l.nodeId }, l.messagesInPerSec)
+      m.nodeMessagesOut.set({ node: l.nodeId }, l.messagesOutPerSec)
+    }
+    this.port?.publish({ topic: SYS_TOPICS.scaling, payload: Buffer.from(JSON.stringify(recommendation)), qos: 0, retain: false })
+      .catch((err: Error) => this.log.debug({ event: 'sys.publish_failed', err: err.message }, '$SYS publish failed'))
   }
 
   private onSubUp (): void {

@@ -56,6 +56,14 @@ export const optionSpecs = {
   partitions: { schema: int(1, 65536), default: 64, doc: 'thing engine partitions; every node of a cluster must use the same number' },
   engineLeaseMs: { schema: int(200, 60000), default: 2000, doc: 'thing engine partition lease; a node silent this long loses its partitions (renewed every quarter of it)' },
   import: { schema: z.string().min(1), default: undefined, doc: 'thing engine module (JSON bundle) imported at start, all-or-nothing' },
+  scaleOutConnectionsPerNode: { schema: int(1, 100000000), default: 10000, doc: 'scaling advice: average connections per node above this advises scale-out ($SYS/thingmesh/cluster/scaling, thingmesh_scaling_recommendation)' },
+  scaleOutCpu: { schema: int(1, 10000), default: 70, doc: 'scaling advice: average node CPU above this % of one core advises scale-out' },
+  scaleOutEventLoopP99Ms: { schema: int(1, 600000), default: 100, doc: 'scaling advice: average event-loop delay p99 above this (ms) advises scale-out' },
+  scaleInConnectionsPerNode: { schema: int(0, 100000000), default: 1000, doc: 'scaling advice: scale-in needs average connections per node below this, CPU and event-loop delay below theirs, and the load on one node fewer below every scale-out threshold' },
+  scaleInCpu: { schema: int(0, 10000), default: 15, doc: 'scaling advice: scale-in needs average node CPU below this % of one core' },
+  scaleInEventLoopP99Ms: { schema: int(0, 600000), default: 20, doc: 'scaling advice: scale-in needs every node\'s event-loop delay p99 below this (ms)' },
+  scaleMinNodes: { schema: int(2, 10000), default: 2, doc: 'scaling advice: never advise scale-in at or below this many nodes' },
+  scaleSustain: { schema: int(1, 1000), default: 5, doc: 'scaling advice: heartbeats a new verdict must hold before the advice changes (hysteresis)' },
 } as const satisfies Record<string, { schema: z.ZodType, default: unknown, doc: string }>
 
 export type OptionKey = keyof typeof optionSpecs
@@ -115,6 +123,14 @@ export interface NodeConfig {
   readonly partitions: number
   readonly engineLeaseMs: number
   readonly import: string | undefined
+  readonly scaleOutConnectionsPerNode: number
+  readonly scaleOutCpu: number
+  readonly scaleOutEventLoopP99Ms: number
+  readonly scaleInConnectionsPerNode: number
+  readonly scaleInCpu: number
+  readonly scaleInEventLoopP99Ms: number
+  readonly scaleMinNodes: number
+  readonly scaleSustain: number
 }
 
 /** `httpPort` -> `--http-port`, `THINGMESH_HTTP_PORT`. */

@@ -35,6 +35,12 @@ export function createMetrics () {
     auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
     authQueue: new Gauge({ name: 'thingmesh_auth_hash_queue', help: 'password hashes waiting for a slot', registers: [registry] }),
     adminRequests: new Counter({ name: 'thingmesh_admin_requests_total', help: 'admin requests answered by this node, by outcome (ok or error code)', labelNames: ['result'], registers: [registry] }),
+    scalingRecommendation: new Gauge({ name: 'thingmesh_scaling_recommendation', help: 'load-based scaling advice: 1 for the advised action (scale-out, scale-in, hold), 0 for the others', labelNames: ['action'], registers: [registry] }),
+    nodeConnections: new Gauge({ name: 'thingmesh_cluster_node_connections', help: 'connections of each live member, from its membership record', labelNames: ['node'], registers: [registry] }),
+    nodeCpu: new Gauge({ name: 'thingmesh_cluster_node_cpu_percent', help: 'process CPU of each live member over its last heartbeat, % of one core', labelNames: ['node'], registers: [registry] }),
+    nodeEventLoopP99: new Gauge({ name: 'thingmesh_cluster_node_event_loop_p99_seconds', help: 'event-loop delay p99 of each live member over its last heartbeat', labelNames: ['node'], registers: [registry] }),
+    nodeMessagesIn: new Gauge({ name: 'thingmesh_cluster_node_messages_in_per_second', help: 'PUBLISH packets per second received from clients by each live member', labelNames: ['node'], registers: [registry] }),
+    nodeMessagesOut: new Gauge({ name: 'thingmesh_cluster_node_messages_out_per_second', help: 'PUBLISH packets per second forwarded to clients by each live member', labelNames: ['node'], registers: [registry] }),
   }
   return m
 }

@@ -6,6 +6,8 @@ export const SYS_TOPICS = {
   nodes: '$SYS/thingmesh/cluster/nodes',
   /** JSON load of one node. */
   load: (nodeId: string) => `$SYS/thingmesh/nodes/${nodeId}/load`,
+  /** JSON scaling advice (broker/scaling.ts Recommendation), as this node computes it from every member's load. */
+  scaling: '$SYS/thingmesh/cluster/scaling',
 } as const
 
 export interface SysPublisherOptions {
