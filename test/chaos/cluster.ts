@@ -7,6 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { track } from './reaper.ts'
 
 /**
  * The node under test. CHAOS_THINGMESH_BIN points at another checkout (e.g. a
@@ -82,7 +83,7 @@ export async function startChaosNode (opts: ChaosNodeOptions): Promise<ChaosNode
   const launch = (): ChildProcess => {
     // `env -u` execs, so the PID is the node's own; tap's loaders in NODE_OPTIONS are dropped.
     const cmd = ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, BIN, ...args]
-    const p = opts.netns ? spawn('ip', ['netns', 'exec', opts.netns, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+    const p = track(opts.netns ? spawn('ip', ['netns', 'exec', opts.netns, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] }))
     p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 4_000_000) stderr = stderr.slice(-2_000_000) })
     p.once('exit', (code, sig) => {
       node.exits.push(code ?? (sig ? -1 : 0))

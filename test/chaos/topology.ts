@@ -11,6 +11,7 @@ import { Redis } from 'ioredis'
 import { freePort } from '../helpers/ports.ts'
 import { redisServerPath } from '../helpers/redis.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { track } from './reaper.ts'
 
 export const MASTER_NAME = 'mymaster'
 
@@ -49,7 +50,7 @@ export interface TopologyOptions {
 function launch (args: string[]): ChildProcess {
   const p = spawn(redisServerPath(), args, { stdio: 'ignore' })
   p.on('error', () => {})
-  return p
+  return track(p)
 }
 
 function server (port: number, proc: ChildProcess): RedisServer {
