@@ -59,6 +59,20 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
   }
   redis.on('error', (err: Error) => { markDown(err) })
   redis.on('close', () => { if (everUp) markDown() })
+  // ioredis can give up on a Sentinel connection for good when +switch-master
+  // arrives while it is still asking Sentinel for the primary (seen in the HA
+  // tests: every command then fails with "Connection is closed."). A
+  // connection that ends without quit()/disconnect() is restarted.
+  let closing = false
+  for (const m of ['quit', 'disconnect'] as const) {
+    const original = redis[m].bind(redis) as (...a: unknown[]) => unknown
+    ;(redis as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => { closing = true; return original(...a) }
+  }
+  redis.on('end', () => {
+    if (closing) return
+    log.warn({ event: 'redis.reconnect_after_end', connection: opts.name }, 'Redis client gave up reconnecting; starting it again')
+    setTimeout(() => { if (!closing) redis.connect().catch(() => { /* retried by the retry strategy */ }) }, 100).unref()
+  })
   return redis
 }
 

@@ -29,7 +29,7 @@ t.test('drain a node under a QoS1 stream: 0 lost, clients moved, no wills, exit 
   onA.on('error', () => {})
   await new Promise((r) => onA.once('connect', r))
   await onA.subscribeAsync('drain/stream', { qos: 1 })
-  const closed = new Promise((resolve) => onA.once('close', resolve))
+  const closed = new Promise<void>((resolve) => onA.once('close', () => resolve()))
 
   const pub = await connect(B.port, { clientId: 'drain-pub' })
   const acked = new Set<number>()
