@@ -71,6 +71,8 @@ t.test('S5: connection rate per address, and S3: failed-login throttle', async (
   }
   for (let i = 0; i < 3; i++) t.equal(await attempt(`wrong-${i}`), 4, `failure ${i + 1}: bad credentials`)
   t.equal(await attempt('admin-secret-1'), 5, 'after 3 failures even the right password is refused for the rest of the minute')
+  // The node's log reaches us through a pipe: wait for the line rather than read it at once.
+  await waitFor(() => /"code":"AUTH_THROTTLED"/.test(strict.log()), 'the throttle logged with its code')
   t.match(strict.log(), /"code":"AUTH_THROTTLED"/)
 })
 
