@@ -178,9 +178,11 @@ t.test('defect 14: per-client queue cap drops the oldest, counted; sessions of c
   await g.client.endAsync()
   await waitFor(async () => (await rc.exists('tm:{thingmesh}:subs:d14')) === 0, 'session expired after 1 s', 10_000)
   t.equal(await rc.sismember('tm:{thingmesh}:subclients', 'd14'), 0, 'and removed from the index')
-  const again = await connect(capped.port, { clientId: 'd14', clean: false })
-  t.notOk(await new Promise((resolve) => { again.once('connect', () => resolve(true)); setImmediate(() => resolve(false)) }) && false)
-  await close(again, pub)
+  const again = await rawConnect(capped.port)
+  again.send(connectPacket('d14', { clean: false }))
+  t.equal((await again.next('connack')).sessionPresent, false, 'a reconnect after expiry finds no session')
+  again.socket.destroy()
+  await close(pub)
 })
 
 t.test('defect 15: a Redis outage is logged once per connection, with its length when it ends', async (t) => {

@@ -12,7 +12,7 @@ export interface TestRedis {
   proc: ChildProcess
   client(): Redis
   stop(): Promise<void>
-  /** Stops the server (SIGTERM, or SIGKILL) and returns a restart function on the same port. */
+  /** Stops the server (SIGKILL by default); restart() brings it back on the same port, empty. */
   kill(signal?: NodeJS.Signals): Promise<void>
   restart(): Promise<void>
 }
