@@ -1,116 +1,315 @@
 /**
- * `npm run bench:cluster`: QoS0 throughput and cross-node latency for a
- * standalone node, a 2-node cluster and (when installed) Mosquitto, measured
- * in one run so the ratios mean something on this machine. Prints a table;
- * every loop is bounded by count and time.
+ * `npm run bench`: thingmesh (standalone, 2-node, 3-node) against one plain
+ * Aedes node, the plain Aedes + Redis recipe and Mosquitto, in one run so the
+ * ratios mean something on this machine (issue 8). Scenarios, QoS0 64-byte
+ * payloads unless said otherwise:
+ *
+ *   fanin     PUBLISHERS clients (spread over the nodes) flood one wildcard subscriber on the last node, msg/s
+ *   fanout    1 publisher on the first node, 100 subscribers spread over the nodes, deliveries/s
+ *   qos1      10 publishers x 10 QoS1 in flight to one QoS1 wildcard subscriber, msg/s (PUBACKed and delivered)
+ *   latency   RATE msg/s for LATENCY_SECONDS, publisher on the first node, subscriber on the last, p50/p99
+ *   same      the same with publisher and subscriber on the first node
+ *   memory    IDLE raw connections to a fresh first node: resident memory growth per connection
+ *   retained  RETAINED retained messages stored, then time for a new `#` subscriber to receive them all
+ *
+ * Select with BENCH_SCENARIOS / --scenarios=fanin,latency and BENCH_BROKERS /
+ * --brokers=standalone,cluster2,cluster3,aedes,aedes-redis2,mosquitto. Every
+ * scenario runs RUNS times (interleaved across brokers, so a noisy minute
+ * hits all of them) and prints median [min–max] with ratios against the
+ * plain Aedes node and Mosquitto. Every loop is bounded by count and time.
  */
+import { readFileSync } from 'node:fs'
+import { connect as tcpConnect, type Socket } from 'node:net'
+import { cpus, loadavg } from 'node:os'
 import hdr from 'hdr-histogram-js'
-import { cluster, mosquitto, standalone, type BrokerUnderTest } from './brokers.ts'
+import { BROKERS, type BrokerUnderTest } from './brokers.ts'
 import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
 
-const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100_000)
-const PUBLISHERS = Number(process.env.BENCH_PUBLISHERS ?? 10)
-const RATE = Number(process.env.BENCH_RATE ?? 2000)
-const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5)
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+function option (name: string, env: string, dflt: string): string {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`))
+  return flag ? flag.slice(name.length + 3) : (process.env[env] ?? dflt)
+}
+const num = (name: string, env: string, dflt: number): number => Number(option(name, env, String(dflt)))
+
+const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'same', 'memory', 'retained'] as const
+type Scenario = typeof ALL_SCENARIOS[number]
+const SCENARIOS = option('scenarios', 'BENCH_SCENARIOS', ALL_SCENARIOS.join(',')).split(',').filter(Boolean) as Scenario[]
+const BROKER_KEYS = option('brokers', 'BENCH_BROKERS', Object.keys(BROKERS).join(',')).split(',').filter(Boolean)
+for (const s of SCENARIOS) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL_SCENARIOS.join(', ')}`)
+for (const b of BROKER_KEYS) if (!(b in BROKERS)) throw new Error(`unknown broker ${b}; known: ${Object.keys(BROKERS).join(', ')}`)
+
+const RUNS = num('runs', 'BENCH_RUNS', 3)
+const MESSAGES = num('messages', 'BENCH_MESSAGES', 100_000)
+const PUBLISHERS = num('publishers', 'BENCH_PUBLISHERS', 50)
+const FANOUT_SUBSCRIBERS = num('fanout-subscribers', 'BENCH_FANOUT_SUBSCRIBERS', 100)
+const FANOUT_MESSAGES = num('fanout-messages', 'BENCH_FANOUT_MESSAGES', 1000)
+const QOS1_MESSAGES = num('qos1-messages', 'BENCH_QOS1_MESSAGES', 20_000)
+const RATE = num('rate', 'BENCH_RATE', 2000)
+const LATENCY_SECONDS = num('latency-seconds', 'BENCH_LATENCY_SECONDS', 5)
+const IDLE = num('idle', 'BENCH_IDLE_CONNECTIONS', 10_000)
+const RETAINED = num('retained', 'BENCH_RETAINED', 10_000)
+/** No scenario may run longer than this; a broker that stalls is reported with what it did. */
+const SCENARIO_TIMEOUT_MS = num('timeout-ms', 'BENCH_TIMEOUT_MS', 60_000)
 const PAYLOAD = Buffer.alloc(64, 'x')
 
-interface Result { throughput: number, p50: number, p99: number }
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+const deadline = (ms = SCENARIO_TIMEOUT_MS): Promise<'timeout'> => new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref())
+const spread = (b: BrokerUnderTest, i: number): number => b.ports[i % b.ports.length]
+const last = (b: BrokerUnderTest): number => b.ports.at(-1)!
 
-/** Fan-in: PUBLISHERS clients on ports[0] flood QoS0; one wildcard subscriber on the last port counts. */
-async function throughput (b: BrokerUnderTest): Promise<number> {
-  const sub = await connect(b.ports.at(-1)!, { clientId: 'bench-sub' })
-  await sub.subscribeAsync('bench/tp/#', { qos: 0 })
+/** Measures; `lost` counts messages that did not arrive before the timeout (QoS0 may drop under overload). */
+interface Figure { value: number, lost?: number }
+
+async function fanin (b: BrokerUnderTest): Promise<Figure> {
+  const sub = await connect(last(b), { clientId: 'bench-fanin-sub' })
+  await sub.subscribeAsync('bench/in/#', { qos: 0 })
   const pubs: MqttClient[] = []
-  for (let i = 0; i < PUBLISHERS; i++) pubs.push(await connect(b.ports[i % Math.max(1, b.ports.length - 1)] , { clientId: `bench-pub-${i}` }))
+  for (let i = 0; i < PUBLISHERS; i++) pubs.push(await connect(spread(b, i), { clientId: `bench-fanin-pub-${i}` }))
   let received = 0
   let first = 0
-  let last = 0
+  let lastAt = 0
   const done = new Promise<void>((resolve) => {
     sub.on('message', () => {
       if (received === 0) first = performance.now()
-      received++
-      last = performance.now()
-      if (received >= MESSAGES) resolve()
+      lastAt = performance.now()
+      if (++received >= MESSAGES) resolve()
     })
   })
   const perPub = Math.ceil(MESSAGES / PUBLISHERS)
-  await Promise.all(pubs.map(async (p, i) => {
+  const sending = Promise.all(pubs.map(async (p, i) => {
     for (let k = 0; k < perPub; k++) {
-      p.publish(`bench/tp/${i}`, PAYLOAD, { qos: 0 })
+      p.publish(`bench/in/${i}`, PAYLOAD, { qos: 0 })
       // Yield to the socket every 100 messages so the client does not buffer everything.
-      if (k % 100 === 99) await new Promise((r) => setImmediate(r))
+      if (k % 100 === 99) await tick()
     }
   }))
-  const timeout = new Promise<void>((resolve) => setTimeout(resolve, 30_000))
-  await Promise.race([done, timeout])
+  await Promise.race([Promise.all([done, sending]), deadline()])
   await close(sub, ...pubs)
-  return received / ((last - first) / 1000)
+  return { value: received / ((lastAt - first) / 1000), lost: perPub * PUBLISHERS - received }
 }
 
-/** Cross-node latency at a fixed rate: publisher on ports[0], subscriber on the last port. */
-async function latency (b: BrokerUnderTest): Promise<{ p50: number, p99: number }> {
+async function fanout (b: BrokerUnderTest): Promise<Figure> {
+  const subs: MqttClient[] = []
+  for (let i = 0; i < FANOUT_SUBSCRIBERS; i++) {
+    const s = await connect(spread(b, i), { clientId: `bench-fanout-sub-${i}` })
+    await s.subscribeAsync('bench/out', { qos: 0 })
+    subs.push(s)
+  }
+  const pub = await connect(b.ports[0], { clientId: 'bench-fanout-pub' })
+  const expected = FANOUT_SUBSCRIBERS * FANOUT_MESSAGES
+  let received = 0
+  let lastAt = 0
+  let resolveDone = (): void => {}
+  const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  for (const s of subs) s.on('message', () => { lastAt = performance.now(); if (++received >= expected) resolveDone() })
+  const start = performance.now()
+  for (let k = 0; k < FANOUT_MESSAGES; k++) {
+    pub.publish('bench/out', PAYLOAD, { qos: 0 })
+    if (k % 10 === 9) await tick()
+  }
+  await Promise.race([done, deadline()])
+  await close(pub, ...subs)
+  return { value: received / ((lastAt - start) / 1000), lost: expected - received }
+}
+
+async function qos1 (b: BrokerUnderTest): Promise<Figure> {
+  const sub = await connect(last(b), { clientId: 'bench-q1-sub' })
+  await sub.subscribeAsync('bench/q1/#', { qos: 1 })
+  const pubs: MqttClient[] = []
+  for (let i = 0; i < 10; i++) pubs.push(await connect(spread(b, i), { clientId: `bench-q1-pub-${i}` }))
+  let received = 0
+  let resolveDone = (): void => {}
+  const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  sub.on('message', () => { if (++received >= QOS1_MESSAGES) resolveDone() })
+  const perWindow = Math.ceil(QOS1_MESSAGES / 100)
+  let stop = false
+  const start = performance.now()
+  // 10 publishers x 10 windows, each window one QoS1 publish awaiting its PUBACK at a time.
+  const sending = Promise.all(pubs.flatMap((p, i) => Array.from({ length: 10 }, async () => {
+    for (let k = 0; k < perWindow && !stop; k++) await p.publishAsync(`bench/q1/${i}`, PAYLOAD, { qos: 1 })
+  })))
+  const outcome = await Promise.race([Promise.all([done, sending]), deadline()])
+  const elapsed = performance.now() - start
+  stop = true
+  await close(sub, ...pubs)
+  return { value: received / (elapsed / 1000), lost: outcome === 'timeout' ? QOS1_MESSAGES - received : 0 }
+}
+
+async function latency (b: BrokerUnderTest, pubPort: number, subPort: number): Promise<{ p50: Figure, p99: Figure }> {
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
-  const sub = await connect(b.ports.at(-1)!, { clientId: 'lat-sub' })
+  const sub = await connect(subPort, { clientId: 'bench-lat-sub' })
   await sub.subscribeAsync('bench/lat', { qos: 0 })
-  const pub = await connect(b.ports[0], { clientId: 'lat-pub' })
-  sub.on('message', (_t, payload) => {
-    const sent = payload.readDoubleBE(0)
-    hist.recordValue(Math.max(1, Math.round((performance.now() - sent) * 1000)))
-  })
+  const pub = await connect(pubPort, { clientId: 'bench-lat-pub' })
   const total = RATE * LATENCY_SECONDS
+  let received = 0
+  let resolveDone = (): void => {}
+  const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  sub.on('message', (_t, payload) => {
+    hist.recordValue(Math.max(1, Math.round((performance.now() - payload.readDoubleBE(0)) * 1000)))
+    if (++received >= total) resolveDone()
+  })
   const start = performance.now()
   for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / RATE
-    const wait = due - performance.now()
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
+    const wait = start + (i * 1000) / RATE - performance.now()
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
     const buf = Buffer.alloc(64)
     buf.writeDoubleBE(performance.now(), 0)
     pub.publish('bench/lat', buf, { qos: 0 })
   }
-  await new Promise((r) => setTimeout(r, 500))
+  await Promise.race([done, deadline(5000)])
   await close(sub, pub)
-  const r = { p50: hist.getValueAtPercentile(50) / 1000, p99: hist.getValueAtPercentile(99) / 1000 }
+  const r = { p50: { value: hist.getValueAtPercentile(50) / 1000, lost: total - received }, p99: { value: hist.getValueAtPercentile(99) / 1000 } }
   hist.destroy()
   return r
 }
 
-async function measure (make: () => Promise<BrokerUnderTest | null>): Promise<{ name: string, runs: Result[] } | null> {
-  const runs: Result[] = []
-  let name = ''
-  for (let i = 0; i < RUNS; i++) {
-    const b = await make()
-    if (!b) return null
-    name = b.name
-    try {
-      const tp = await throughput(b)
-      const lat = await latency(b)
-      runs.push({ throughput: tp, ...lat })
-    } finally { await b.stop() }
+function rssKb (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(m[1])
+}
+
+/** CONNECT, MQTT 3.1.1, clean session, keepalive 120 s, the given client id. */
+function connectPacket (clientId: string): Buffer {
+  const id = Buffer.from(clientId)
+  const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 120, id.length >> 8, id.length & 0xff]), id])
+  return Buffer.concat([Buffer.from([0x10, body.length]), body])
+}
+
+/** Idle connections are raw sockets: an MQTT.js client each would exhaust the bench process first. */
+async function memory (b: BrokerUnderTest): Promise<Figure> {
+  const pid = b.pids[0]
+  const before = rssKb(pid)
+  const sockets: Socket[] = []
+  let failed = 0
+  const open = (i: number): Promise<void> => new Promise((resolve) => {
+    const s = tcpConnect(b.ports[0], '127.0.0.1')
+    sockets.push(s)
+    const fail = (): void => { failed++; resolve() }
+    s.once('error', fail)
+    s.once('close', fail)
+    s.once('connect', () => s.write(connectPacket(`bench-idle-${i}`)))
+    // CONNACK is 4 bytes: 0x20 0x02 flags rc; rc 0 means accepted.
+    s.once('data', (d) => { s.removeListener('close', fail); if (d[0] === 0x20 && d[3] === 0) resolve(); else fail() })
+  })
+  const stopAt = Date.now() + SCENARIO_TIMEOUT_MS
+  for (let i = 0; i < IDLE && Date.now() < stopAt; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, IDLE - i) }, (_, k) => open(i + k)))
   }
-  return { name, runs }
+  // Let the broker finish per-connection work it defers past CONNACK (session bookkeeping, timers).
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const after = rssKb(pid)
+  const ok = sockets.length - failed
+  for (const s of sockets) s.destroy()
+  return { value: (after - before) / Math.max(1, ok), lost: IDLE - ok }
+}
+
+async function retained (b: BrokerUnderTest): Promise<Figure> {
+  const pub = await connect(b.ports[0], { clientId: 'bench-ret-pub' })
+  // QoS1 so every retained message is stored before the subscriber arrives.
+  for (let i = 0; i < RETAINED; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, RETAINED - i) }, (_, k) => pub.publishAsync(`bench/ret/${i + k}`, PAYLOAD, { qos: 1, retain: true })))
+  }
+  await close(pub)
+  const sub = await connect(last(b), { clientId: 'bench-ret-sub' })
+  let received = 0
+  let resolveDone = (): void => {}
+  const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  sub.on('message', (topic) => { if (topic.startsWith('bench/ret/') && ++received >= RETAINED) resolveDone() })
+  const start = performance.now()
+  sub.subscribe('#', { qos: 0 })
+  await Promise.race([done, deadline()])
+  const elapsed = (performance.now() - start) / 1000
+  await close(sub)
+  return { value: elapsed, lost: RETAINED - received }
+}
+
+// ---- running and reporting ---------------------------------------------------
+
+interface Metric { key: string, title: string, unit: string, higherIsBetter: boolean, digits: number }
+const METRICS: Record<string, Metric> = {
+  fanin: { key: 'fanin', title: `fan-in: ${PUBLISHERS} publishers -> 1 wildcard subscriber, ${MESSAGES} msgs`, unit: 'msg/s', higherIsBetter: true, digits: 0 },
+  fanout: { key: 'fanout', title: `fan-out: 1 publisher -> ${FANOUT_SUBSCRIBERS} subscribers, ${FANOUT_MESSAGES} msgs`, unit: 'deliveries/s', higherIsBetter: true, digits: 0 },
+  qos1: { key: 'qos1', title: `QoS1: 10 publishers x 10 in flight -> 1 subscriber, ${QOS1_MESSAGES} msgs`, unit: 'msg/s', higherIsBetter: true, digits: 0 },
+  'latency.p50': { key: 'latency.p50', title: `cross-node latency p50 at ${RATE} msg/s (publisher first node, subscriber last)`, unit: 'ms', higherIsBetter: false, digits: 3 },
+  'latency.p99': { key: 'latency.p99', title: `cross-node latency p99 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
+  'same.p50': { key: 'same.p50', title: `same-node latency p50 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
+  'same.p99': { key: 'same.p99', title: `same-node latency p99 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
+  memory: { key: 'memory', title: `memory per idle connection (${IDLE} connections, fresh node, RSS growth / N)`, unit: 'KB', higherIsBetter: false, digits: 2 },
+  retained: { key: 'retained', title: `retained: new '#' subscriber receives ${RETAINED} retained messages`, unit: 's', higherIsBetter: false, digits: 3 },
+}
+
+/** results[metric][broker] = one figure per run */
+const results = new Map<string, Map<string, Figure[]>>()
+function record (metric: string, broker: string, f: Figure): void {
+  if (!results.has(metric)) results.set(metric, new Map())
+  const m = results.get(metric)!
+  if (!m.has(broker)) m.set(broker, [])
+  m.get(broker)!.push(f)
+}
+
+async function withBroker (key: string, fn: (b: BrokerUnderTest) => Promise<void>): Promise<boolean> {
+  const b = await BROKERS[key]()
+  if (!b) return false
+  try { await fn(b) } finally { await b.stop() }
+  return true
+}
+
+const names = new Map<string, string>()
+const missing = new Set<string>()
+const load0 = loadavg()
+const started = Date.now()
+
+for (let run = 0; run < RUNS; run++) {
+  for (const key of BROKER_KEYS) {
+    if (missing.has(key)) continue
+    const shared = SCENARIOS.filter((s) => s !== 'memory' && s !== 'retained')
+    const steps: Array<[Scenario[], boolean]> = [[shared, false], [SCENARIOS.includes('memory') ? ['memory'] : [], true], [SCENARIOS.includes('retained') ? ['retained'] : [], true]]
+    for (const [scenarios] of steps) {
+      if (scenarios.length === 0) continue
+      // memory and retained each get a fresh broker: memory must start from an idle node, retained leaves 10,000 messages behind.
+      const ran = await withBroker(key, async (b) => {
+        names.set(key, b.name)
+        for (const s of scenarios) {
+          process.stderr.write(`run ${run + 1}/${RUNS} ${b.name}: ${s}\n`)
+          if (s === 'fanin') record('fanin', key, await fanin(b))
+          else if (s === 'fanout') record('fanout', key, await fanout(b))
+          else if (s === 'qos1') record('qos1', key, await qos1(b))
+          else if (s === 'latency' || s === 'same') {
+            const r = await latency(b, b.ports[0], s === 'latency' ? last(b) : b.ports[0])
+            record(`${s}.p50`, key, r.p50)
+            record(`${s}.p99`, key, r.p99)
+          } else if (s === 'memory') record('memory', key, await memory(b))
+          else record('retained', key, await retained(b))
+        }
+      })
+      if (!ran) { missing.add(key); break }
+    }
+  }
 }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-const fmt = (x: number, d = 0): string => x.toFixed(d)
+const ratio = (m: Metric, x: number, base: number | undefined): string => {
+  if (base === undefined || !Number.isFinite(base) || base === 0) return '—'
+  // Ratios read "how good relative to the baseline": above 1 is better, for every metric.
+  return `${(m.higherIsBetter ? x / base : base / x).toFixed(2)}x`
+}
 
-const results = (await Promise.resolve().then(async () => [
-  await measure(standalone),
-  await measure(() => cluster(2)),
-  await measure(mosquitto),
-])).filter((r): r is { name: string, runs: Result[] } => r !== null)
-
-const base = results[0]
-const baseTp = median(base.runs.map((r) => r.throughput))
-const baseP50 = median(base.runs.map((r) => r.p50))
-console.log(`\nthingmesh bench:cluster — ${new Date().toISOString().slice(0, 10)}, ${(await import('node:os')).cpus().length} cores, ${RUNS} runs each (median [min–max])`)
-console.log(`QoS0 64 B: fan-in ${PUBLISHERS} publishers -> 1 wildcard subscriber (${MESSAGES} msgs); latency at ${RATE} msg/s for ${LATENCY_SECONDS} s, publisher and subscriber on different nodes\n`)
-console.log('| broker | fan-in msg/s | vs standalone | p50 ms | p99 ms | p50 vs standalone |')
-console.log('|---|---|---|---|---|---|')
-for (const r of results) {
-  const tps = r.runs.map((x) => x.throughput)
-  const p50s = r.runs.map((x) => x.p50)
-  const p99s = r.runs.map((x) => x.p99)
-  console.log(`| ${r.name} | ${fmt(median(tps))} [${fmt(Math.min(...tps))}–${fmt(Math.max(...tps))}] | ${fmt(median(tps) / baseTp, 2)}x | ${fmt(median(p50s), 3)} | ${fmt(median(p99s), 3)} [${fmt(Math.min(...p99s), 2)}–${fmt(Math.max(...p99s), 2)}] | ${fmt(median(p50s) / baseP50, 2)}x |`)
+console.log(`\nthingmesh bench — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores, ${RUNS} runs each, median [min–max]`)
+console.log(`load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; took ${Math.round((Date.now() - started) / 1000)} s`)
+console.log('ratios: above 1x is better than the baseline (throughput / baseline, or baseline latency / latency)')
+if (missing.size > 0) console.log(`not measured (not installed): ${[...missing].join(', ')}`)
+for (const [metricKey, byBroker] of results) {
+  const m = METRICS[metricKey]
+  const med = (k: string): number | undefined => byBroker.has(k) ? median(byBroker.get(k)!.map((f) => f.value)) : undefined
+  console.log(`\n${m.title}\n`)
+  console.log(`| broker | ${m.unit} | vs aedes | vs mosquitto | lost |`)
+  console.log('|---|---|---|---|---|')
+  for (const [k, figs] of byBroker) {
+    const vals = figs.map((f) => f.value)
+    const x = median(vals)
+    const lost = figs.reduce((sum, f) => sum + (f.lost ?? 0), 0)
+    console.log(`| ${names.get(k)} | ${x.toFixed(m.digits)} [${Math.min(...vals).toFixed(m.digits)}–${Math.max(...vals).toFixed(m.digits)}] | ${ratio(m, x, med('aedes'))} | ${ratio(m, x, med('mosquitto'))} | ${lost} |`)
+  }
 }
 process.exit(0)
