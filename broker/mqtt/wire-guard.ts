@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { Duplex } from 'node:stream'
 
 export interface WireLimits {
@@ -6,14 +7,17 @@ export interface WireLimits {
   maxPacketSize: number
 }
 
-export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | 'too_large' | 'bad_flags' | 'empty_subscription' | 'empty_client_id'
+export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | 'too_large' | 'bad_flags' | 'empty_subscription' | 'empty_client_id' | 'bad_utf8'
 
 /**
  * Watches the bytes aedes reads from a socket and cuts the connection the
  * moment a fixed header is invalid or declares a packet over the limit, so the
  * body is never buffered (a 268 MB CONNECT costs nothing). aedes' parser only
  * sees chunks this guard let through. It reads fixed headers only; the body
- * is skipped by count, so the cost is a few comparisons per chunk.
+ * is skipped by count, so the cost is a few comparisons per chunk. The one
+ * body field it reads is a PUBLISH topic name, to check its UTF-8: mqtt-packet
+ * decodes it with replacement characters, so after parsing an ill-formed
+ * name can no longer be told from a well-formed one holding U+FFFD.
  */
 export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: Violation, detail: string) => void): void {
   let state = 0 // 0 header byte, 1 length bytes, 2 body
@@ -25,6 +29,10 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
   let remaining = 0
   let packets = 0
   let failed = false
+  /** Inside a PUBLISH body: bytes of the topic length (2) and of the topic name still to read. */
+  let topicLenLeft = 0
+  let topicLeft = 0
+  let topicParts: Buffer[] = []
 
   const fail = (v: Violation, detail: string): false => {
     failed = true
@@ -36,6 +44,27 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
   const inspect = (buf: Buffer): boolean => {
     let i = 0
     while (i < buf.length) {
+      if (state === 2 && topicLenLeft > 0) {
+        topicLeft = topicLeft * 256 + buf[i++]
+        remaining--
+        if (--topicLenLeft === 0) topicLeft = Math.min(topicLeft, remaining)
+        if (remaining === 0) state = 0
+        continue
+      }
+      if (state === 2 && topicLeft > 0) {
+        const take = Math.min(topicLeft, buf.length - i)
+        topicParts.push(buf.subarray(i, i + take))
+        i += take
+        remaining -= take
+        topicLeft -= take
+        if (topicLeft === 0) {
+          const name = topicParts.length === 1 ? topicParts[0] : Buffer.concat(topicParts)
+          topicParts = []
+          if (!isUtf8(name)) return fail('bad_utf8', 'PUBLISH topic name is not well-formed UTF-8 [MQTT-1.5.3-1]')
+        }
+        if (remaining === 0) state = 0
+        continue
+      }
       if (state === 2) {
         const take = Math.min(remaining, buf.length - i)
         i += take
@@ -52,6 +81,7 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
         if ((type === 8 || type === 10 || type === 6) && flags !== 2) return fail('bad_flags', 'SUBSCRIBE, UNSUBSCRIBE and PUBREL need flags 0010 [MQTT-3.8.1-1]')
         if (type === 3 && (flags & 6) === 6) return fail('bad_flags', 'PUBLISH with QoS 3 [MQTT-3.3.1-4]')
         state = 1; len = 0; mult = 1; lenBytes = 0
+        topicLenLeft = 0; topicLeft = 0; topicParts = []
         continue
       }
       len += (b & 127) * mult
@@ -74,6 +104,7 @@ export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: 
       }
       packets++
       if (len === 0) state = 0; else { state = 2; remaining = len }
+      if (type === 3 && len > 0) { topicLenLeft = 2; topicLeft = 0 }
     }
     return true
   }

@@ -88,6 +88,7 @@ for (const [mode, node] of [['standalone', standalone], ['cluster', clustered]] 
       ['5-byte remaining length', null, Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])],
       ['PUBLISH with QoS 3', null, Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])],
       ['CONNECT declaring 268 MB', Buffer.alloc(0), Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])],
+      ['[MQTT-1.5.3-1] ill-formed UTF-8 in a PUBLISH topic', null, Buffer.from([0x30, 0x06, 0x00, 0x03, 0x61, 0xc3, 0x28, 0x78])],
       ['PUBLISH over max packet size', null, Buffer.concat([Buffer.from([0x30, 0x80, 0x80, 0x08]), Buffer.alloc(1000)])],
     ]
     for (const [name, preConnect, bytes] of cases) {
