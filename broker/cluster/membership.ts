@@ -38,6 +38,14 @@ export interface MembershipOptions {
  * declares dead every node silent for `deadAfterMs` (once, atomically, by
  * whichever survivor beats first) and returns the live member list.
  *
+ * A node reaps only after its own heartbeats have succeeded without a break
+ * for `deadAfterMs`. When Redis fails over or is unreachable, every node's
+ * beats stop at once; the first node back would otherwise find all its peers
+ * silent and declare them dead (their wills published, the nodes fenced)
+ * although they were only waiting for Redis like itself. The script adds the
+ * same rule in Redis time (a beat executed late, after a paused primary
+ * resumes, does not reap).
+ *
  * Events: 'members' (Member[]) after every beat; 'dead' (brokerId[]) for nodes
  * this beat reaped; 'fenced' when this node finds it was itself declared dead
  * (it was paused or cut off): its clients' wills are already published and it
@@ -47,6 +55,8 @@ export interface MembershipOptions {
 export class Membership extends EventEmitter {
   members: Member[] = []
   lastBeatOk = 0
+  /** Since when (local ms) our beats have succeeded without a failure or reconnect in between; null = not now. */
+  private okSince: number | null = null
   private timer: NodeJS.Timeout | null = null
   private beating = false
   private readonly r: Scripted
@@ -54,6 +64,12 @@ export class Membership extends EventEmitter {
   constructor (private readonly opts: MembershipOptions) {
     super()
     this.r = opts.redis as unknown as Scripted
+    opts.redis.on('close', () => { this.okSince = null })
+  }
+
+  /** Whether this node's own view is trusted to declare others dead. */
+  get mayReap (): boolean {
+    return this.okSince !== null && Date.now() - this.okSince >= this.opts.deadAfterMs
   }
 
   get size (): number { return this.members.length }
@@ -75,7 +91,8 @@ export class Membership extends EventEmitter {
     try {
       const info: MemberInfo = { v: 1, ...self, load: this.opts.load() }
       const [now, fenced, flat, reaped] = await this.r.heartbeat(
-        keys.alive, keys.nodes, keys.dead, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs))
+        keys.alive, keys.nodes, keys.dead, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs), this.mayReap ? '1' : '0')
+      this.okSince ??= Date.now()
       if (fenced === 1) {
         this.opts.log.error({ event: 'cluster.fenced', brokerId: self.brokerId }, 'this node was declared dead while unreachable; dropping its clients')
         this.emit('fenced')
@@ -96,6 +113,7 @@ export class Membership extends EventEmitter {
       }
       this.emit('members', members)
     } catch (err) {
+      this.okSince = null
       this.emit('beatFailed', err)
     } finally {
       this.beating = false

@@ -9,29 +9,51 @@ export interface RedisConnectionOptions {
   log: Logger
   /** Subscriber connections must queue SUBSCRIBE while reconnecting; command connections must not. */
   subscriber?: boolean
+  /** A ping unanswered this long counts as a cut link (default: half the command timeout, at least 500 ms). */
+  stallMs?: number
   onUp?: () => void
   onDown?: () => void
 }
 
+/** How often each connection is pinged, and how long a ping may go unanswered before the link counts as cut. */
+const WATCHDOG_EVERY_MS = 250
+/** A handshake (TCP up, ready check pending) stuck this long is retried; ioredis' connectTimeout ends at TCP connect. */
+const STALLED_HANDSHAKE_FACTOR = 2
+
 /**
- * One place where Redis connections are made, with deliberate settings:
- * - command connections fail fast while Redis is away (no offline queue), so a
- *   publish that cannot be made durable is refused instead of acknowledged;
- * - every command has a timeout, so a silently cut link is noticed;
- * - reconnects back off to 1 s and never give up;
+ * One place where Redis connections are made, with deliberate settings
+ * (figures and the tests that show them: docs/redis-ha.md):
+ * - a command waits for the link (offline queue, no retry-count limit) but
+ *   never longer than `commandTimeoutMs`: a Sentinel failover (1-3 s) costs
+ *   latency instead of errors, while a publish whose writes cannot be made in
+ *   that time is refused, never acknowledged, and the queue is bounded by
+ *   rate x timeout. `maxRetriesPerRequest: 1` rejected whatever was in flight
+ *   at the second reconnect attempt, i.e. in every failover (R3);
+ * - a command the caller already saw fail is not sent again after a
+ *   reconnect (ioredis would replay it), so a refused publish is not written
+ *   later behind the client's back;
+ * - a watchdog pings every connection: a ping unanswered for
+ *   `stallMs` (a link cut without a FIN/RST, or a paused server) marks the
+ *   link down at once and reconnects, so /healthz turns 503 and PUBACKs stop
+ *   within about stallMs, well before the command timeout;
+ * - reconnects back off to 500 ms and never give up (a connection ioredis
+ *   ends by itself is restarted);
  * - an outage is logged once when it starts and once, with its length, when it ends.
  */
 export function connectRedis (opts: RedisConnectionOptions): Redis {
   const { log } = opts
+  const subscriber = opts.subscriber === true
+  const stallMs = opts.stallMs ?? Math.max(500, Math.floor(opts.commandTimeoutMs / 2))
   const settings: RedisOptions = {
     connectionName: opts.name,
     lazyConnect: false,
-    enableOfflineQueue: opts.subscriber === true,
-    maxRetriesPerRequest: opts.subscriber === true ? null : 1,
-    commandTimeout: opts.subscriber === true ? undefined : opts.commandTimeoutMs,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    // Subscriber connections carry no request that could time out meaningfully; the watchdog covers them.
+    commandTimeout: subscriber ? undefined : opts.commandTimeoutMs,
     connectTimeout: Math.max(1000, opts.commandTimeoutMs),
-    enableAutoPipelining: opts.subscriber !== true,
-    retryStrategy: (times) => Math.min(50 * times, 1000),
+    enableAutoPipelining: !subscriber,
+    retryStrategy: (times) => Math.min(50 * times, 500),
     keepAlive: 1000,
     noDelay: true,
   }
@@ -40,6 +62,13 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
     : new Redis(opts.url, settings)
   let downSince: number | null = null
   let everUp = false
+  const markDown = (err?: Error | string): void => {
+    if (downSince === null) {
+      downSince = Date.now()
+      log.warn({ event: 'redis.down', connection: opts.name, err: typeof err === 'string' ? err : err?.message }, 'Redis unreachable; retrying')
+      opts.onDown?.()
+    }
+  }
   redis.on('ready', () => {
     if (downSince !== null) {
       log.warn({ event: 'redis.up', connection: opts.name, outageMs: Date.now() - downSince }, 'Redis reachable again')
@@ -50,29 +79,74 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
     downSince = null
     opts.onUp?.()
   })
-  const markDown = (err?: Error): void => {
-    if (downSince === null) {
-      downSince = Date.now()
-      log.warn({ event: 'redis.down', connection: opts.name, err: err?.message }, 'Redis unreachable; retrying every second at most')
-      opts.onDown?.()
-    }
-  }
   redis.on('error', (err: Error) => { markDown(err) })
   redis.on('close', () => { if (everUp) markDown() })
-  // ioredis can give up on a Sentinel connection for good when +switch-master
-  // arrives while it is still asking Sentinel for the primary (seen in the HA
-  // tests: every command then fails with "Connection is closed."). A
-  // connection that ends without quit()/disconnect() is restarted.
+
+  const failed = new WeakSet<object>()
+  type SendCommand = (command: { promise: Promise<unknown> }, stream?: unknown) => Promise<unknown>
+  const send = (redis as unknown as { sendCommand: SendCommand }).sendCommand.bind(redis)
+  ;(redis as unknown as { sendCommand: SendCommand }).sendCommand = (command, stream) => {
+    if (failed.has(command)) return command.promise
+    command.promise.catch(() => { failed.add(command) })
+    return send(command, stream)
+  }
+
+  // ioredis can give up on a Sentinel connection for good when the connector
+  // is disconnected while it is still asking Sentinel for the primary (a
+  // +switch-master during a reconnect, or our watchdog): connect() rejects,
+  // status becomes 'end' and every command fails with "Connection is
+  // closed." (test/cluster/redis-ha-reconnect.test.ts). A connection that
+  // ends without quit() or disconnect() (without reconnect) is restarted.
   let closing = false
-  for (const m of ['quit', 'disconnect'] as const) {
-    const original = redis[m].bind(redis) as (...a: unknown[]) => unknown
-    ;(redis as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => { closing = true; return original(...a) }
+  const quit = redis.quit.bind(redis) as (...a: unknown[]) => unknown
+  const disconnect = redis.disconnect.bind(redis)
+  ;(redis as unknown as Record<string, unknown>).quit = (...a: unknown[]) => { closing = true; stopWatchdog(); return quit(...a) }
+  redis.disconnect = (reconnect?: boolean) => {
+    if (reconnect !== true) { closing = true; stopWatchdog() }
+    disconnect(reconnect)
   }
   redis.on('end', () => {
     if (closing) return
     log.warn({ event: 'redis.reconnect_after_end', connection: opts.name }, 'Redis client gave up reconnecting; starting it again')
-    setTimeout(() => { if (!closing) redis.connect().catch(() => { /* retried by the retry strategy */ }) }, 100).unref()
+    setTimeout(() => { if (!closing && redis.status === 'end') redis.connect().catch(() => { /* 'end' again: restarted again */ }) }, 100).unref()
   })
+
+  // The watchdog. Replies are read in the poll phase, after timers: a
+  // verdict is only given from setImmediate, once this turn's replies were
+  // read, so a stall of our own event loop is not taken for a cut link.
+  let pingSentAt: number | null = null
+  let statusSince = Date.now()
+  let lastStatus = redis.status
+  const check = (): void => {
+    const now = Date.now()
+    if (redis.status !== lastStatus) { lastStatus = redis.status; statusSince = now }
+    if (redis.status === 'ready') {
+      if (pingSentAt === null) {
+        const sent = now
+        pingSentAt = sent
+        redis.ping().then(() => { if (pingSentAt === sent) pingSentAt = null }, () => { /* judged by its age */ })
+      } else if (now - pingSentAt > stallMs) {
+        setImmediate(() => {
+          if (pingSentAt === null || redis.status !== 'ready' || closing) return
+          const waited = Date.now() - pingSentAt
+          pingSentAt = null
+          markDown(`no reply to PING in ${waited} ms`)
+          log.warn({ event: 'redis.stalled', connection: opts.name, waitedMs: waited }, 'Redis link silent; reconnecting')
+          disconnect(true)
+        })
+      }
+    } else {
+      pingSentAt = null
+      if (redis.status === 'connect' && now - statusSince > stallMs * STALLED_HANDSHAKE_FACTOR) {
+        statusSince = now
+        log.warn({ event: 'redis.handshake_stalled', connection: opts.name }, 'Redis handshake unanswered; reconnecting')
+        disconnect(true)
+      }
+    }
+  }
+  let watchdog: NodeJS.Timeout | null = setInterval(check, WATCHDOG_EVERY_MS)
+  watchdog.unref()
+  const stopWatchdog = (): void => { if (watchdog) clearInterval(watchdog); watchdog = null }
   return redis
 }
 
@@ -114,6 +188,8 @@ export function parseSentinelUrl (url: string): RedisOptions {
     // Subscribe to Sentinel's +switch-master so a failover is followed at once,
     // not on the next failed command.
     failoverDetector: true,
+    // A paused or black-holed Sentinel must not hold the connection in 'connecting' forever.
+    sentinelCommandTimeout: 1000,
     sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
   }
 }

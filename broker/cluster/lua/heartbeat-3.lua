@@ -6,16 +6,31 @@
   KEYS[2] nodes  HASH brokerId -> member json
   KEYS[3] dead   SET brokerIds whose wills are not all published yet
   ARGV[1] brokerId, ARGV[2] member json, ARGV[3] deadAfterMs
+  ARGV[4] '1' if this node may reap ('0' while its own Redis link has not been
+          up for deadAfterMs: after a failover or outage every peer looks
+          silent until it has had time to reconnect); absent = '1' (older nodes)
   Returns { now, fenced (0/1), { brokerId, json, ... }, { reaped brokerIds } }
   fenced = 1 when this node was itself declared dead while it was paused or
   cut off: its clients' wills are being published, so it must not go on
   serving them. (A Redis that lost its data is not fencing: nobody reaped us.)
+
+  A node reaps only if its own previous beat is younger than deadAfterMs, in
+  Redis time: a node that would itself count as dead (its beat was queued
+  while Redis was paused, or this Redis is a freshly promoted replica) has not
+  been watching either, so its peers' silence proves nothing.
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = now - tonumber(ARGV[3])
+local deadAfter = tonumber(ARGV[3])
+local limit = now - deadAfter
 local fenced = redis.call('SISMEMBER', KEYS[3], ARGV[1])
-local reaped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', limit)
+local mayReap = ARGV[4] ~= '0'
+if mayReap then
+  local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  mayReap = mine ~= false and now - tonumber(mine) < deadAfter
+end
+local reaped = {}
+if mayReap then reaped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', limit) end
 for _, b in ipairs(reaped) do
   if b ~= ARGV[1] then
     redis.call('ZREM', KEYS[1], b)
