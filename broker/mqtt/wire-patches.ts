@@ -18,7 +18,14 @@ let installed = false
  *   PUBACK until the publish chain completes (see `releasePuback`), and drop
  *   it if the chain fails: the client then resends, as QoS1 intends;
  * - its CONNACK says "session present" only when the session had
- *   subscriptions [MQTT-3.2.2-2]. We write the flag thingmesh knows.
+ *   subscriptions [MQTT-3.2.2-2]. We write the flag thingmesh knows;
+ * - a persistent session's subscriptions are restored before its CONNACK is
+ *   written, and live messages matching them are written at once, ahead of
+ *   the CONNACK [MQTT-3.2.0-1]. mqtt.js handles incoming packets one at a
+ *   time and cannot acknowledge a QoS1 PUBLISH before it is connected, so
+ *   the CONNACK behind it is never read: the client sits until its connect
+ *   timeout, closes, and the broker publishes its will (issue 7, the stall
+ *   after a drain). Such deliveries wait and follow the CONNACK.
  * Only packets written to clients of a thingmesh broker are touched.
  */
 export function installWirePatches (): void {
@@ -31,12 +38,54 @@ export function installWirePatches (): void {
         stateOf(client).pubacks.push({ messageId: packet.messageId, routed: false })
         return true
       }
-      if (packet.cmd === 'connack' && packet.returnCode === 0) {
-        packet = { ...packet, sessionPresent: stateOf(client).sessionPresent }
+      const state = stateOf(client)
+      if (packet.cmd === 'connack') {
+        state.connackWritten = true
+        const held = state.beforeConnack
+        state.beforeConnack = null
+        if (packet.returnCode !== 0) return original(packet, stream, opts)
+        const ok = original({ ...packet, sessionPresent: state.sessionPresent }, stream, opts)
+        if (held === null) return ok
+        holdCork(stream)
+        let flowing = ok
+        for (const h of held) flowing = original(h.packet as Parameters<WriteToStream>[0], stream, h.opts)
+        return flowing
+      }
+      if (packet.cmd === 'publish') {
+        if (!state.connackWritten) {
+          // Reported written: aedes tracks QoS1 deliveries until their PUBACK either way.
+          (state.beforeConnack ??= []).push({ packet, opts })
+          return true
+        }
+        holdCork(stream)
       }
     }
     return original(packet, stream, opts)
   }
+}
+
+const corked = new Set<Writable>()
+let uncorkScheduled = false
+
+/**
+ * aedes delivers each publish from its own setImmediate, and mqtt-packet
+ * uncorks on the next tick, so every delivered message cost one writev
+ * syscall: a fifth of a subscriber node's CPU under fan-in (issue 8). The
+ * deliveries of one event-loop turn now leave in one write per socket.
+ */
+function holdCork (stream: Writable): void {
+  if (corked.has(stream)) return
+  stream.cork()
+  corked.add(stream)
+  if (uncorkScheduled) return
+  uncorkScheduled = true
+  setImmediate(uncorkAll)
+}
+
+function uncorkAll (): void {
+  uncorkScheduled = false
+  for (const s of corked) s.uncork()
+  corked.clear()
 }
 
 /** The publish with this id is routed: send its PUBACK, and any before it, in order. */
