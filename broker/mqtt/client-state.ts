@@ -14,6 +14,9 @@ export interface ClientState {
   recentOrder: string[] | null
   /** Closed because the same client id connected elsewhere: no will, per MQTT 5 semantics. */
   takenOver: boolean
+  /** A CONNACK has been written; until then deliveries wait in `beforeConnack` [MQTT-3.2.0-1]. */
+  connackWritten: boolean
+  beforeConnack: Array<{ packet: object, opts?: object }> | null
 }
 
 const states = new WeakMap<object, ClientState>()
@@ -21,7 +24,7 @@ const states = new WeakMap<object, ClientState>()
 export function stateOf (client: object): ClientState {
   let s = states.get(client)
   if (!s) {
-    s = { epoch: 0, sessionPresent: false, pubacks: [], recent: null, recentOrder: null, takenOver: false }
+    s = { epoch: 0, sessionPresent: false, pubacks: [], recent: null, recentOrder: null, takenOver: false, connackWritten: false, beforeConnack: null }
     states.set(client, s)
   }
   return s

@@ -40,6 +40,37 @@ for (const [mode, node] of [['standalone', standalone], ['cluster', clustered]] 
     fresh.socket.destroy()
   })
 
+  t.test(`${mode}: [MQTT-3.2.0-1] CONNACK comes first even when messages flow to the restored session`, async (t) => {
+    // aedes restores a persistent session's subscriptions before writing the
+    // CONNACK; live messages arriving in between used to go out first, and
+    // mqtt.js then never read the CONNACK (issue 7: the stall after a drain).
+    const id = `first-${mode}`
+    const sub = await connect(node.port, { clientId: id, clean: false })
+    await sub.subscribeAsync('first/stream', { qos: 1 })
+    await sub.endAsync()
+    const pub = await connect(node.port, { clientId: `first-pub-${mode}` })
+    let running = true
+    const stream = (async () => {
+      for (let n = 0; running && n < 20_000; n++) {
+        pub.publish('first/stream', String(n), { qos: 1 })
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    })()
+    const firsts: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const raw = await rawConnect(node.port)
+      raw.send(connectPacket(id, { clean: false }))
+      await waitFor(() => raw.packets.length > 0, 'a first packet')
+      firsts.push(String(raw.packets[0].cmd))
+      raw.socket.destroy()
+      await raw.closed
+    }
+    running = false
+    await stream
+    t.same(firsts, Array(5).fill('connack'), 'the first packet is the CONNACK in 5 reconnects under a stream')
+    await close(pub)
+  })
+
   t.test(`${mode}: [MQTT-3.10.3-2] UNSUBSCRIBE without topics closes the connection`, async (t) => {
     const raw = await rawConnect(node.port)
     raw.send(connectPacket(`unsub-${mode}`))
