@@ -23,7 +23,16 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import hdr from 'hdr-histogram-js'
 import { BROKERS, type BrokerUnderTest } from './brokers.ts'
-import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
+import { close as closeClients, connect, type MqttClient } from '../helpers/mqtt.ts'
+
+/**
+ * A reset arriving after MQTT.js force-closed a client reaches a socket
+ * without an error listener and would end the whole run: keep one on.
+ */
+async function close (...clients: MqttClient[]): Promise<void> {
+  for (const c of clients) (c as MqttClient & { stream?: NodeJS.EventEmitter }).stream?.on('error', () => {})
+  await closeClients(...clients)
+}
 
 function option (name: string, env: string, dflt: string): string {
   const flag = process.argv.find((a) => a.startsWith(`--${name}=`))
@@ -255,6 +264,14 @@ async function withBroker (key: string, fn: (b: BrokerUnderTest) => Promise<void
   return true
 }
 
+/** Connection resets seen by the bench's own clients (reported, not fatal: a broker may close a slow client). */
+let resets = 0
+process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE') { resets++; return }
+  console.error(err)
+  process.exit(1)
+})
+
 const names = new Map<string, string>()
 const missing = new Set<string>()
 const load0 = loadavg()
@@ -298,6 +315,7 @@ const ratio = (m: Metric, x: number, base: number | undefined): string => {
 console.log(`\nthingmesh bench — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores, ${RUNS} runs each, median [min–max]`)
 console.log(`load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; took ${Math.round((Date.now() - started) / 1000)} s`)
 console.log('ratios: above 1x is better than the baseline (throughput / baseline, or baseline latency / latency)')
+if (resets > 0) console.log(`connection resets seen by bench clients: ${resets}`)
 if (missing.size > 0) console.log(`not measured (not installed): ${[...missing].join(', ')}`)
 for (const [metricKey, byBroker] of results) {
   const m = METRICS[metricKey]
