@@ -22,7 +22,7 @@ export const optionSpecs = {
   maxPacketSize: { schema: int(64, 268435455), default: 1048576, doc: 'largest MQTT packet accepted after CONNECT, bytes; larger ones disconnect the client before the body is read' },
   maxConnectPacketSize: { schema: int(64, 1048576), default: 8192, doc: 'largest packet accepted before CONNECT completes, bytes' },
   connectTimeoutMs: { schema: int(100, 600000), default: 5000, doc: 'a socket that has not sent CONNECT by then is closed' },
-  keepaliveLimit: { schema: int(0, 65535), default: 300, doc: 'largest keepalive (s) a client may ask for; larger ones are refused (0 = no cap)' },
+  keepaliveLimit: { schema: int(0, 65535), default: 300, doc: 'largest keepalive (s) the broker grants: a client asking for more, or for none, is accepted and closed after 1.5 × this long without a packet (0 = no cap)' },
   heartbeatMs: { schema: int(100, 60000), default: 1000, doc: 'how often a node renews its membership in Redis' },
   deadAfterMs: { schema: int(300, 600000), default: 3000, doc: 'a node silent for this long is declared dead; its clients\' wills are published' },
   takeoverWaitMs: { schema: int(0, 30000), default: 2000, doc: 'longest a reconnecting client waits for its previous node to flush the session' },

@@ -94,7 +94,8 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     mq: cluster?.bus as never,
     persistence: cluster?.persistence as never,
     connectTimeout: config.connectTimeoutMs,
-    keepaliveLimit: config.keepaliveLimit,
+    // Enforced by hooks.preConnect, which caps instead of refusing.
+    keepaliveLimit: 0,
     drainTimeout: config.drainTimeoutMs,
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
     maxInflightInbound: config.maxInflightInbound,

@@ -29,7 +29,7 @@ export interface HooksContext {
   auth: Authenticator
   /** Transport facts (remote address, client certificate) of a connection. */
   connInfo(conn: object): ConnInfo | undefined
-  limits: { maxSubscriptionsPerClient: number, publishRatePerClient: number }
+  limits: { maxSubscriptionsPerClient: number, publishRatePerClient: number, keepaliveLimit: number }
   sessions: SessionHooks | null
   /** Standalone node only: client ids with a persistent session (admin sessions/delete forgets one). */
   localSessions?: Set<string>
@@ -72,7 +72,21 @@ export function createHooks (ctx: HooksContext) {
     log.info({ event: 'client.refused', reason, clientId: client?.id, ...detail }, 'client refused')
   }
 
+  const keepaliveCap = ctx.limits.keepaliveLimit
+
   const hooks = {
+    /**
+     * The keepalive cap [S7]. aedes would refuse a larger keepalive with
+     * CONNACK 0x06, a code MQTT 3.1.1 does not define, and the client has no
+     * way to learn the limit. A 3.1.1 client is accepted instead and held to
+     * the cap: silent for 1.5 × cap, it is closed [MQTT-3.1.2-24]. Keepalive
+     * 0 (none) is capped too, or a silent socket would be held forever.
+     */
+    preConnect (_client: AedesClient, packet: { keepalive?: number }, cb: (err: Error | null, ok: boolean) => void): void {
+      if (keepaliveCap > 0 && (!packet.keepalive || packet.keepalive > keepaliveCap)) packet.keepalive = keepaliveCap
+      cb(null, true)
+    },
+
     authenticate (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok?: boolean) => void): void {
       const info = ctx.connInfo(client.conn)
       ctx.auth.authenticate({ clientId: client.id, username, password, address: info?.address ?? '', certName: info?.certName, stillWanted: () => !client.closed && !client.conn.destroyed }).then((principal) => {

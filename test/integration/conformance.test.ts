@@ -12,6 +12,27 @@ const standalone = await startNodeProcess({ args: ['--max-packet-size', '65536']
 const clustered = await startNodeProcess({ redis: redis.url, args: ['--max-packet-size', '65536'] })
 t.teardown(async () => { await standalone.kill(); await clustered.kill(); await redis.stop() })
 
+t.test('[S7] a keepalive over the cap (or none) is accepted and held to the cap, not refused with an undefined return code', async (t) => {
+  const capped = await startNodeProcess({ args: ['--keepalive-limit', '1'] })
+  t.teardown(() => capped.kill())
+  for (const keepalive of [65535, 0]) {
+    const raw = await rawConnect(capped.port)
+    const sent = Date.now()
+    raw.send(connectPacket(`ka-${keepalive}`, { keepalive }))
+    t.equal((await raw.next('connack')).returnCode, 0, `keepalive ${keepalive}: CONNACK 0`)
+    const closedAt = await raw.closed
+    // [MQTT-3.1.2-24] 1.5 × the granted 1 s; never earlier.
+    t.ok(closedAt - sent >= 1400, `keepalive ${keepalive}: a silent client is closed after 1.5 × the cap (${closedAt - sent} ms)`)
+  }
+  const pinging = await connect(capped.port, { clientId: 'ka-pinging', keepalive: 1 })
+  let pongs = 0
+  pinging.on('packetreceive', (p) => { if (p.cmd === 'pingresp') pongs++ })
+  // Three round trips span more than 1.5 × the cap.
+  await waitFor(() => pongs >= 3, 'three PINGRESPs', 10_000)
+  t.ok(pinging.connected, 'a client that pings within its keepalive stays connected')
+  await close(pinging)
+})
+
 for (const [mode, node] of [['standalone', standalone], ['cluster', clustered]] as Array<[string, NodeProcess]>) {
   t.test(`${mode}: [MQTT-3.1.3-8] empty client id with clean session 0 gets CONNACK 0x02`, async (t) => {
     const raw = await rawConnect(node.port)
