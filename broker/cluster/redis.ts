@@ -80,7 +80,8 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
     opts.onUp?.()
   })
   redis.on('error', (err: Error) => { markDown(err) })
-  redis.on('close', () => { if (everUp) markDown() })
+  // A close we asked for (quit, disconnect) is no outage.
+  redis.on('close', () => { if (everUp && !closing) markDown() })
 
   const failed = new WeakSet<object>()
   type SendCommand = (command: { promise: Promise<unknown> }, stream?: unknown) => Promise<unknown>

@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { EngineError, type Problem } from '../errors.ts'
 import {
   formatPath, resolveTemplates, resolveThingProperties, ruleDefSchema, templateDefSchema, thingDefSchema,
-  type EntityProblem, type PropertyDef, type RuleDef, type TemplateDef, type ThingDef,
+  type EntityProblem, type PropertyDef, type ResolvedTemplate, type RuleDef, type TemplateDef, type ThingDef,
 } from '../model/index.ts'
 import type { CompiledRule } from '../rules/index.ts'
 import { affectedBy, checkConsistency, targetsOf, type Candidate } from './consistency.ts'
@@ -214,27 +214,45 @@ export class Definitions {
   private buildResolved (id: string): ResolvedThing | undefined {
     const th = this.things.get(id)
     if (th === undefined) return undefined
-    // A stored snapshot is consistent, so resolution cannot fail here.
-    const tpl = resolveTemplates(this.templates, [th.template]).resolved.get(th.template)
-    if (tpl === undefined) throw new EngineError('ENGINE_UNKNOWN_TEMPLATE', `template "${th.template}" of thing "${id}" does not resolve`)
-    const properties = Object.freeze(resolveThingProperties(th, tpl).properties)
-    const owners = this.ownerIndex()
-    const ruleIds = [...tpl.chain.map((t) => `template:${t}`), `thing:${id}`]
-      .flatMap((key) => [...(owners.get(key) ?? [])].sort())
-    const rules = ruleIds.map((rid) => {
-      const c = this.compiled.get(rid)
-      if (c === undefined) throw new EngineError('ENGINE_UNKNOWN_RULE', `rule "${rid}" is not compiled`)
-      return c
-    })
+    // Things of one template share its resolved parts (most things add no
+    // properties or rules of their own): 100,000 copies of the same property
+    // map and name set were a large share of the engine's memory.
+    const shared = this.sharedOf(th.template)
+    const ownProps = th.properties !== undefined && Object.keys(th.properties).length > 0
+    const properties = ownProps ? Object.freeze(resolveThingProperties(th, shared.tpl).properties) : shared.properties
+    const ownRuleIds = [...(this.ownerIndex().get(`thing:${id}`) ?? [])].sort()
+    const rules = ownRuleIds.length === 0 ? shared.rules : [...shared.rules, ...ownRuleIds.map((rid) => this.compiledRule(rid))]
     return Object.freeze({
       id,
       template: th.template,
-      templateChain: tpl.chain,
+      templateChain: shared.tpl.chain,
       definitionsVersion: this.version,
       properties,
-      propertyNames: new Set(Object.keys(properties)),
+      propertyNames: ownProps ? new Set(Object.keys(properties)) : shared.propertyNames,
       rules,
     })
+  }
+
+  private sharedByTemplate = new Map<string, { tpl: ResolvedTemplate, properties: ResolvedThing['properties'], propertyNames: ReadonlySet<string>, rules: ResolvedThing['rules'] }>()
+
+  private sharedOf (template: string): { tpl: ResolvedTemplate, properties: ResolvedThing['properties'], propertyNames: ReadonlySet<string>, rules: ResolvedThing['rules'] } {
+    const cached = this.sharedByTemplate.get(template)
+    if (cached !== undefined) return cached
+    // A stored snapshot is consistent, so resolution cannot fail here.
+    const tpl = resolveTemplates(this.templates, [template]).resolved.get(template)
+    if (tpl === undefined) throw new EngineError('ENGINE_UNKNOWN_TEMPLATE', `template "${template}" does not resolve`)
+    const properties = Object.freeze({ ...tpl.properties })
+    const owners = this.ownerIndex()
+    const rules = Object.freeze(tpl.chain.flatMap((t) => [...(owners.get(`template:${t}`) ?? [])].sort()).map((rid) => this.compiledRule(rid)))
+    const out = { tpl, properties, propertyNames: new Set(Object.keys(properties)), rules }
+    this.sharedByTemplate.set(template, out)
+    return out
+  }
+
+  private compiledRule (rid: string): CompiledRule {
+    const c = this.compiled.get(rid)
+    if (c === undefined) throw new EngineError('ENGINE_UNKNOWN_RULE', `rule "${rid}" is not compiled`)
+    return c
   }
 
   private ownerIndex (): Map<string, string[]> {

@@ -11,7 +11,18 @@ import type { EntryFields, LogEntry } from './entries.ts'
 import { toInput } from './entries.ts'
 import { topics } from './topics.ts'
 
-export interface OutMessage { topic: string, payload: string, qos: 0 | 1 | 2, retain: boolean }
+export interface OutMessage {
+  topic: string
+  payload: string
+  qos: 0 | 1 | 2
+  retain: boolean
+  /**
+   * A retained `state` message is kept in the outbox as this reference only
+   * (payload ''): the thing's full state is committed with it anyway, and is
+   * rendered when the message is published (renderState).
+   */
+  stateRef?: { id: string, thingId: string }
+}
 
 export interface HistoryOp { thingId: string, property: string, ts: number, value: JsonValue, quality: Quality }
 
@@ -113,7 +124,20 @@ export function stateView (s: ThingState): Record<string, unknown> {
 }
 
 function stateMessage (s: ThingState, id: string): OutMessage {
-  return msg(topics.state(s.thingId), { id, ...stateView(s) }, true)
+  return { topic: topics.state(s.thingId), payload: '', qos: 1, retain: true, stateRef: { id, thingId: s.thingId } }
+}
+
+/**
+ * The publishable form of an outbox message: a state reference gets the
+ * payload of `state` (the committed state of its batch, or after a failover
+ * the stored one, which is at least as new); undefined if the thing has no
+ * state any more (nothing to show).
+ */
+export function renderState (m: OutMessage, stateOf: (thingId: string) => ThingState | undefined): OutMessage | undefined {
+  if (m.stateRef === undefined) return m
+  const s = stateOf(m.stateRef.thingId)
+  if (s === undefined) return undefined
+  return { topic: m.topic, payload: JSON.stringify({ id: m.stateRef.id, ...stateView(s) }), qos: m.qos, retain: m.retain }
 }
 
 function effectMessage (eff: Effect, id: string, out: BatchResult, partitions: number, e: EntryFields): OutMessage | undefined {

@@ -15,7 +15,7 @@ import { computeDelta, setDesired } from '../shadow/index.ts'
 import type { Effect } from './effects.ts'
 import { runRules } from './run-rules.ts'
 import type { ThingState } from './state.ts'
-import { applyWrite, type RawWrite } from './write.ts'
+import { applyWrite, type PropertyChange, type RawWrite } from './write.ts'
 
 export type WriteSource = 'device' | 'app' | 'rule'
 
@@ -60,7 +60,7 @@ export interface ProcessResult {
 }
 
 export function processInput (state: ThingState, def: ResolvedThing, input: ThingInput, ctx: ProcessContext): ProcessResult {
-  const limits: ProcessorLimits = { ...DEFAULT_PROCESSOR_LIMITS, ...ctx.limits }
+  const limits: ProcessorLimits = ctx.limits === undefined ? DEFAULT_PROCESSOR_LIMITS : { ...DEFAULT_PROCESSOR_LIMITS, ...ctx.limits }
   const now = ctx.now
   const seq = state.seq + 1
   let s: ThingState = { ...state, seq }
@@ -76,9 +76,13 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
       const raw: RawWrite = input.property === undefined ? { payload: input.payload } : { payload: input.payload, property: input.property }
       const w = applyWrite(s, def, raw, now, limits.values)
       s = w.state
-      rejections = [...w.rejections]
-      const counted = w.changes.filter((c) => c.counted)
-      changed = new Set(counted.map((c) => c.property))
+      rejections = w.rejections
+      const counted: PropertyChange[] = []
+      for (const c of w.changes) {
+        if (!c.counted) continue
+        counted.push(c)
+        changed.add(c.property)
+      }
       if (counted.length > 0) {
         effects.push({ type: 'stateChanged', thingId: def.id, seq, changes: counted.map((c) => ({ property: c.property, ...c.after })) })
       }
@@ -148,11 +152,18 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
 
   // The delta is recomputed after every input: a desired write changes it,
   // and so does a device report that reaches (or leaves) the desired value.
-  const reported = (src: ThingState) => (name: string) => getOwn(src.properties, name)?.current.value
-  const before = computeDelta(state.shadow, reported(state))
-  const after = computeDelta(s.shadow, reported(s))
-  if (before.version !== after.version || !jsonEqual(before.state, after.state)) {
-    effects.push({ type: 'delta', thingId: def.id, version: after.version, state: after.state })
+  // With the shadow untouched and no desired value there is none to tell.
+  if (state.shadow !== s.shadow || hasDesired(s)) {
+    const reported = (src: ThingState) => (name: string) => getOwn(src.properties, name)?.current.value
+    const before = computeDelta(state.shadow, reported(state))
+    const after = computeDelta(s.shadow, reported(s))
+    if (before.version !== after.version || !jsonEqual(before.state, after.state)) {
+      effects.push({ type: 'delta', thingId: def.id, version: after.version, state: after.state })
+    }
   }
   return { state: s, effects, rejections }
+}
+
+function hasDesired (s: ThingState): boolean {
+  return Object.keys(s.shadow.desired).length > 0
 }

@@ -70,7 +70,8 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
   for (const rule of def.rules) {
     if (!rule.enabled) continue
     const mem = getOwn(rules ?? state.rules, rule.id)
-    const byChange = [...rule.triggers].some((p) => pass.changed.has(p))
+    let byChange = false
+    for (const p of pass.changed) if (rule.triggers.has(p)) { byChange = true; break }
     const byTick = pass.tick && isDue(rule, mem, pass.now)
     if (!byChange && !byTick) continue
 

@@ -170,23 +170,19 @@ export function applyWrite (
     }
     const reference = before?.counted ?? before?.current
     const counted = countsAsChange(pdef.change, reference, sample)
-    const next: PropertyState = counted
-      ? dropUndefined({ current: sample, counted: sample, prev: reference, changedAt: now })
-      : { ...(before ?? {}), current: sample }
+    // Built without undefined members (rather than deleting them after):
+    // the state must round-trip through JSON unchanged, and `delete` turns
+    // an object into a slow, larger dictionary-mode object.
+    let next: PropertyState
+    if (counted) next = reference === undefined ? { current: sample, counted: sample, changedAt: now } : { current: sample, counted: sample, prev: reference, changedAt: now }
+    else next = { ...(before ?? {}), current: sample }
     properties ??= { ...state.properties }
     properties[w.property] = next
-    changes.push(dropUndefined({ property: w.property, before: before?.current, after: sample, counted }))
+    changes.push(before === undefined ? { property: w.property, after: sample, counted } : { property: w.property, before: before.current, after: sample, counted })
   }
   return { state: properties === undefined ? state : { ...state, properties }, changes, rejections }
 }
 
 function isRawWrite (w: RawWrite | readonly PropertyWrite[]): w is RawWrite {
   return !Array.isArray(w)
-}
-
-// Keeps state free of `undefined` members so it round-trips through JSON
-// unchanged (replay comparisons are then byte-for-byte).
-function dropUndefined<T extends object> (o: T): T {
-  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k]
-  return o
 }

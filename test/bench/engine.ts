@@ -22,6 +22,8 @@ const WINDOW = Number(process.env.BENCH_WINDOW ?? 200)
 const RATE = Number(process.env.BENCH_RATE ?? 5000)
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10)
 const PARTITIONS = 64
+/** BENCH_CPU_PROF=<dir>: the node runs with --cpu-prof and is stopped gracefully at the end so the profile is written there. */
+const CPU_PROF = process.env.BENCH_CPU_PROF
 const out = (s: string): void => { process.stdout.write(s + '\n') }
 // Bounded: a stuck run (a refused connection, a lost PUBACK) ends with a message, not a hang.
 setTimeout(() => { out('bench: gave up after 20 minutes'); process.exit(1) }, 20 * 60_000).unref()
@@ -43,7 +45,7 @@ writeFileSync(moduleFile, JSON.stringify({
 
 const redis = await startRedis()
 const startedAt = Date.now()
-const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' } })
+const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' }, execArgv: CPU_PROF !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] })
 out(`engine bench: ${THINGS} things x 10 properties, 3 rules, ${PARTITIONS} partitions, one node on Redis ${redis.url}`)
 out(`node started with the module imported in ${Date.now() - startedAt} ms`)
 const r = redis.client()
@@ -58,6 +60,12 @@ const cpuSeconds = (pid: number | undefined): number => {
   return (Number(f[11]) + Number(f[12])) / 100
 }
 const cpuNow = (): { node: number, redis: number, bench: number } => ({ node: cpuSeconds(node.proc.pid), redis: cpuSeconds(redis.proc.pid), bench: cpuSeconds(process.pid) })
+/** Bytes Redis received and sent so far (all clients: nearly all of it is the node's). */
+async function redisBytes (): Promise<{ in: number, out: number }> {
+  const info = await r.info('stats')
+  const n = (k: string): number => Number(new RegExp(`${k}:(\\d+)`).exec(info)?.[1] ?? NaN)
+  return { in: n('total_net_input_bytes'), out: n('total_net_output_bytes') }
+}
 async function backlog (): Promise<number> {
   const p = r.pipeline()
   for (let i = 0; i < PARTITIONS; i++) p.xlen(`tm:{thingmesh}:eng:log:${i}`)
@@ -109,6 +117,7 @@ for (let i = 0; i < CONNECTIONS; i++) {
 {
   const t0 = performance.now()
   const cpu0 = cpuNow()
+  const bytes0 = await redisBytes()
   let acked = 0
   const perConn = Math.ceil(UPDATES / CONNECTIONS)
   await Promise.all(clients.map(async (c) => {
@@ -126,11 +135,13 @@ for (let i = 0; i < CONNECTIONS; i++) {
   await waitFor(async () => (await backlog()) === 0, 'every update applied', 600_000, 100)
   const appliedAt = performance.now()
   const cpu1 = cpuNow()
+  const bytes1 = await redisBytes()
   const us = (s: number): string => (s * 1e6 / acked).toFixed(0)
   out(`throughput: ${acked} updates acked in ${((ackedAt - t0) / 1000).toFixed(2)} s (${Math.round(acked / ((ackedAt - t0) / 1000))}/s ingested), ` +
     `all applied and committed after ${((appliedAt - t0) / 1000).toFixed(2)} s: ${Math.round(acked / ((appliedAt - t0) / 1000))} updates/s sustained (target >= 20000)`)
   out(`CPU per update: node ${us(cpu1.node - cpu0.node)} us, redis-server ${us(cpu1.redis - cpu0.redis)} us, load generator ${us(cpu1.bench - cpu0.bench)} us ` +
     `(${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}): one node core would sustain about ${Math.round(acked / (cpu1.node - cpu0.node))} updates/s`)
+  out(`Redis traffic per update: ${((bytes1.in - bytes0.in) / acked).toFixed(0)} bytes in, ${((bytes1.out - bytes0.out) / acked).toFixed(0)} bytes out`)
 }
 
 // ---- 2. latency at a fixed rate -----------------------------------------
@@ -170,6 +181,6 @@ for (let i = 0; i < CONNECTIONS; i++) {
 out(`RSS of the node with ${THINGS} things: ${rssMiB().toFixed(0)} MiB (target < 1024 MiB)`)
 finished = true
 await close(...clients)
-await node.kill('SIGKILL')
+await node.kill(CPU_PROF !== undefined ? 'SIGTERM' : 'SIGKILL')
 await redis.stop()
 process.exit(0)

@@ -25,6 +25,8 @@ export interface NodeOptions {
   env?: Record<string, string>
   /** Start with --allow-anonymous true (the default here, so older tests connect without users); false applies the node's own default. */
   anonymous?: boolean
+  /** Extra node flags (e.g. --cpu-prof for a benchmark's profile). */
+  execArgv?: string[]
 }
 
 /** Spawns `bin/thingmesh start` on free ports and resolves once /healthz says 200. */
@@ -39,7 +41,7 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
   // The node runs as in production: tap injects its loaders through
   // NODE_OPTIONS into every child it sees spawned; `env -u` (which execs, so
   // the PID is the node's) drops them.
-  const proc = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } })
+  const proc = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(opts.execArgv ?? []), BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } })
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))

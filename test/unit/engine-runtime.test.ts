@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Definitions, partitionOf, validateModule } from '../../engine/index.ts'
-import { processBatch, type CachedState } from '../../engine/runtime/batch.ts'
+import { processBatch, renderState, type CachedState } from '../../engine/runtime/batch.ts'
 import { decodeEntry, encodeEntry, toInput, type LogEntry } from '../../engine/runtime/entries.ts'
 import { compareIds, scheduledThings } from '../../engine/runtime/engine.ts'
 import { planBeat } from '../../engine/runtime/owner.ts'
@@ -58,7 +58,8 @@ t.test('processBatch: deterministic, ids unique, state published once per thing'
   const a = run()
   const b = run()
   t.same(a, b, 'same entries from the same states: same result (replay after failover)')
-  const ids = a.outbox.map((m) => (JSON.parse(m.payload) as { id?: string, effectId?: string }).id ?? (JSON.parse(m.payload) as { effectId?: string }).effectId)
+  const published = a.outbox.map((m) => renderState(m, (id) => a.states.get(id))!)
+  const ids = published.map((m) => (JSON.parse(m.payload) as { id?: string, effectId?: string }).id ?? (JSON.parse(m.payload) as { effectId?: string }).effectId)
   t.equal(new Set(ids).size, ids.length, 'every output has its own id')
   t.ok(ids.every((id) => typeof id === 'string' && id.startsWith('7:')), 'ids name the partition')
   t.equal(a.outbox.filter((m) => m.topic === 'things/x/state').length, 1, 'x state once for the batch')
@@ -70,6 +71,10 @@ t.test('processBatch: deterministic, ids unique, state published once per thing'
   t.same(a.feedback, [{ partition: partitionOf('y', 64), entry: { t: 'y', k: 'r', p: 'mode', v: '"b"', n: 1000, o: '', d: 1 } }], 'setProperty becomes an entry in the target partition log, with the source time')
   t.same([...a.states.keys()].sort(), ['x', 'y'])
   t.equal(a.states.get('x')?.seq, 3)
+  const xState = a.outbox.find((m) => m.topic === 'things/x/state')!
+  t.same({ payload: xState.payload, stateRef: xState.stateRef }, { payload: '', stateRef: { id: '7:2-0/state', thingId: 'x' } }, 'the outbox keeps a reference to the state, not its text')
+  t.match(JSON.parse(published[a.outbox.indexOf(xState)]!.payload), { id: '7:2-0/state', thingId: 'x', seq: 3, properties: { n: { value: 12 } } }, 'rendered from the batch state when published')
+  t.equal(renderState(xState, () => undefined), undefined, 'a thing without state publishes no state')
 })
 
 t.test('processBatch: a refused write republishes no state', async (t) => {

@@ -1,0 +1,28 @@
+-- Appends a batch of inputs (the writes of one event-loop turn, over any
+-- partitions) to their partition logs in the given order, refusing each one
+-- whose log is full. One call per turn instead of one per write: the script
+-- call, not the XADD, is most of the cost.
+-- Applied entries are trimmed by commit, so a log holds only its backlog; a
+-- full log means the owner is far behind or gone, and refusing (the device
+-- gets no PUBACK and resends) is better than trimming unapplied inputs.
+-- KEYS[1..] partition logs (STREAM)
+-- ARGV[1] largest backlog, in entries
+-- ARGV[2..] per entry: key index, then the 7 entry field values (entries.ts ENTRY_FIELD_ORDER)
+-- Returns one reply per entry, in order: the entry id, or 0 when its log was full.
+local max = tonumber(ARGV[1])
+local len = {}
+local out = {}
+for i = 2, #ARGV, 8 do
+  local ki = tonumber(ARGV[i])
+  local key = KEYS[ki]
+  local n = len[ki]
+  if n == nil then n = redis.call('XLEN', key) end
+  if n >= max then
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = redis.call('XADD', key, '*', 't', ARGV[i + 1], 'k', ARGV[i + 2], 'p', ARGV[i + 3], 'v', ARGV[i + 4], 'n', ARGV[i + 5], 'o', ARGV[i + 6], 'd', ARGV[i + 7])
+    n = n + 1
+  end
+  len[ki] = n
+end
+return out
