@@ -42,6 +42,8 @@ export class ClusterRuntime {
   onDrain: ((spreadMs?: number) => void) | null = null
   private readonly busChannel: string
   private subReady = false
+  /** When the command link last became ready (start or end of an outage). */
+  private cmdUpAt = 0
   private subEverReady = false
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
@@ -71,7 +73,7 @@ export class ClusterRuntime {
     this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
-      onUp: () => metrics.redisUp.set(1), onDown: () => metrics.redisUp.set(0),
+      onUp: () => { metrics.redisUp.set(1); this.cmdUpAt = Date.now() }, onDown: () => metrics.redisUp.set(0),
     })
     this.sub = connectRedis({
       url, name: `thingmesh:${config.nodeId}:sub`, commandTimeoutMs: config.redisCommandTimeoutMs, log, subscriber: true,
@@ -86,7 +88,7 @@ export class ClusterRuntime {
       },
     }, (err) => log.debug({ event: 'interest.resync_failed', err: err.message }))
     this.bus = new ClusterBus(brokerId, {
-      publish: (b, batch) => this.cmd.publish(this.keys.busOf(b), batch),
+      publish: (b, batch) => this.publishFrame(b, batch),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
         .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), brokerId, this.keys.controlChannel, op, ...filters),
       replicated: config.redisWaitReplicas > 0
@@ -194,8 +196,10 @@ export class ClusterRuntime {
         state.sessionPresent = !client.clean && claim.previous !== null && claim.previous.persistent
         const prev = claim.previous
         if (!client.clean && prev && !prev.released && prev.brokerId !== this.brokerId && this.membership.isAlive(prev.brokerId)) {
-          const released = await this.sessions.waitReleased(client.id, prev.epoch, this.config.takeoverWaitMs)
-          if (!released) this.log.warn({ event: 'session.takeover_timeout', clientId: client.id, previous: prev.brokerId }, 'previous node did not release the session in time; continuing')
+          // A holder that missed one and a half heartbeats is dead or cut off: it will not release.
+          const how = await this.sessions.waitReleased(client.id, prev.epoch, this.config.takeoverWaitMs, { brokerId: prev.brokerId, staleAfterMs: 1.5 * this.config.heartbeatMs })
+          if (how === 'timeout') this.log.warn({ event: 'session.takeover_timeout', clientId: client.id, previous: prev.brokerId }, 'previous node did not release the session in time; continuing')
+          else if (how === 'holder-dead') this.log.info({ event: 'session.takeover_from_dead', clientId: client.id, previous: prev.brokerId }, 'previous node stopped beating; taking the session over at once')
         }
       },
     }
@@ -269,6 +273,24 @@ export class ClusterRuntime {
       .catch((err: Error) => this.log.debug({ event: 'sys.publish_failed', err: err.message }, '$SYS publish failed'))
   }
 
+  /**
+   * PUBLISH answers how many connections received the frame; 0 means the
+   * target's pub/sub link is not subscribed on this Redis, so the frame is
+   * lost. Right after a failover every node resubscribes at its own pace and
+   * queued publishes reach the new primary first: while our link came back
+   * less than dead-after ago and the target is a member, retry briefly
+   * instead of acknowledging a publish nobody received (R2, clean sessions).
+   * Outside that window a 0 is a node that died or a subscription race, as before.
+   */
+  private async publishFrame (b: string, batch: Buffer): Promise<number> {
+    const channel = this.keys.busOf(b)
+    for (;;) {
+      const n = await this.cmd.publish(channel, batch)
+      if (n > 0 || Date.now() - this.cmdUpAt > this.config.deadAfterMs || !this.membership?.isAlive(b)) return n
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+  }
+
   private onSubUp (): void {
     if (!this.subEverReady) return
     // The pub/sub link dropped and came back: anything sent meanwhile is lost
@@ -280,7 +302,29 @@ export class ClusterRuntime {
     // we may have missed other nodes' changes: re-announce and re-read.
     this.bus.reannounce().catch((err: Error) => this.log.warn({ event: 'interest.reannounce_failed', err: err.message }))
     this.interest.resyncAll()
+    void this.recheckClaims()
     void this.persistence.resync().then(() => this.redeliverAfterCut())
+  }
+
+  /**
+   * Takeover notices published while our pub/sub link was down never reached
+   * us, and the old connection would stay open beside the new one (R6 during
+   * a Redis failover). Ask Redis who holds our clients now.
+   */
+  private async recheckClaims (): Promise<void> {
+    try {
+      // Queued behind ioredis' resubscribe on the same link: from its reply
+      // on, notices reach us, so a claim this read misses is heard instead.
+      await this.sub.ping()
+      const held = [...this.claimed]
+      const owners = await this.sessions.holders(held.map(([id]) => id))
+      held.forEach(([id, h], i) => {
+        const o = owners[i]
+        if (o && o.epoch > h.epoch && !h.client.closed && this.claimed.get(id) === h) this.takeOver(h.client, `connected on ${o.brokerId} while pub/sub was down`)
+      })
+    } catch (err) {
+      this.log.warn({ event: 'session.recheck_failed', err: (err as Error).message }, 'could not recheck session holders after a pub/sub cut')
+    }
   }
 
   /**

@@ -1,5 +1,13 @@
 /**
- * `npm run bench:ha`: what `--redis-wait-replicas 1` costs. One Redis primary
+ * `npm run bench:ha`, part 2 (BENCH_FAILOVER_RUNS, default 1, 0 skips it):
+ * what a Redis primary SIGKILL costs under Sentinel, with and without WAIT,
+ * on the topology of test/cluster/redis-ha.test.ts (primary, two replicas,
+ * three Sentinels, three nodes): failover time, Redis write unavailability,
+ * time until the nodes serve again, longest PUBACK gap, acknowledged
+ * messages lost by the persistent and the clean subscriber, and R7 (retained
+ * messages after a kill 50 ms after the last PUBACK).
+ *
+ * Part 1: what `--redis-wait-replicas 1` costs. One Redis primary
  * with one replica; a 2-node cluster on it, first with asynchronous
  * replication, then with every QoS1 PUBACK waiting for Redis WAIT 1; the two
  * alternate for BENCH_RUNS rounds so machine noise hits both. Measures QoS1
@@ -14,6 +22,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { startNodeProcess, type NodeProcess } from '../helpers/node.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { runPrimaryKill, runRetainedKill } from '../helpers/sentinel.ts'
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20_000)
 const PUBLISHERS = Number(process.env.BENCH_PUBLISHERS ?? 8)
@@ -21,6 +30,7 @@ const WINDOW = Number(process.env.BENCH_WINDOW ?? 32)
 const LATENCY_MESSAGES = Number(process.env.BENCH_LATENCY_MESSAGES ?? 1000)
 const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 200)
 const RUNS = Number(process.env.BENCH_RUNS ?? 2)
+const FAILOVER_RUNS = Number(process.env.BENCH_FAILOVER_RUNS ?? 1)
 const TIME_LIMIT_MS = 60_000
 const PAYLOAD = Buffer.alloc(64, 'x')
 const NO_LIMITS = ['--log-level', 'warn', '--publish-rate-per-client', '0', '--connect-rate-per-ip', '0', '--max-connections-per-ip', '0', '--max-connections', '0', '--allow-anonymous', 'true']
@@ -146,6 +156,27 @@ async function main (): Promise<void> {
     await replica.stop()
     await primary.stop()
   }
+  if (FAILOVER_RUNS > 0) await failovers()
+}
+
+async function failovers (): Promise<void> {
+  const modes: Array<[string, string[]]> = [['async replication', []], ['--redis-wait-replicas 1', ['--redis-wait-replicas', '1', '--redis-wait-timeout-ms', '500']]]
+  const row = (cells: Array<string | number>): string => '| ' + cells.join(' | ') + ' |'
+  const lines = [
+    `Redis primary SIGKILL under Sentinel (down-after 1000 ms), 3 nodes, 4 QoS1 publishers x 50 msg/s, ${FAILOVER_RUNS} run(s) per mode; times from the kill`,
+    row(['mode', 'run', 'failover ms', 'Redis write gap ms', 'nodes serving ms', 'longest PUBACK gap ms', 'acked', 'lost persistent', 'lost clean', 'R7 retained after kill']),
+    row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
+  ]
+  for (let run = 1; run <= FAILOVER_RUNS; run++) {
+    for (const [mode, args] of modes) {
+      const f = await runPrimaryKill({ nodeArgs: args })
+      const r7 = await runRetainedKill({ nodeArgs: args, count: 1000, killAfterMs: 50 })
+      const line = row([mode, run, f.failoverMs, f.redisWriteGapMs, f.serviceBackMs, f.pubackGapMs, f.acked, f.persistentLost, f.cleanLost, `${r7.retainedAfter}/${r7.published}`])
+      process.stdout.write(line + '\n')
+      lines.push(line)
+    }
+  }
+  process.stdout.write('\n' + lines.join('\n') + '\n')
 }
 
 await main()
