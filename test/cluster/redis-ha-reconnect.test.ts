@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import type { Redis } from 'ioredis'
 import { connectRedis } from '../../broker/cluster/redis.ts'
 import { startSentinel } from '../helpers/sentinel.ts'
@@ -13,10 +13,10 @@ import { waitFor } from '../helpers/wait.ts'
 // goes silent (no FIN, no RST) is noticed within half the command timeout.
 t.setTimeout(120_000)
 
-function logged (): { log: ReturnType<typeof pino>, events: () => string[] } {
+function logged (): { log: Logger, events: () => string[] } {
   const lines: string[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(...chunk.toString().split('\n').filter(Boolean)); cb() } })
-  return { log: pino({ level: 'debug' }, sink), events: () => lines.map((l) => (JSON.parse(l) as { event?: string }).event ?? '') }
+  return { log: pino({ level: 'debug' }, sink) as Logger, events: () => lines.map((l) => (JSON.parse(l) as { event?: string }).event ?? '') }
 }
 
 t.test('a Sentinel connection that ioredis ends by itself is restarted', async (t) => {
