@@ -119,7 +119,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
       cmd: cluster.cmd, sub: cluster.sub, keys: cluster.keys, brokerId,
       members: () => cluster!.membership?.members ?? [],
       persistence: cluster.persistence,
-      waitReleased: (id, epoch, ms) => cluster!.sessions.waitReleased(id, epoch, ms),
+      waitReleased: async (id, epoch, ms) => (await cluster!.sessions.waitReleased(id, epoch, ms)) === 'released',
       closeLocal: (id, epoch) => {
         const c = clients()[id]
         if (!c || c.closed || stateOf(c).epoch !== epoch) return false

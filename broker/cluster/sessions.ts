@@ -22,9 +22,21 @@ export interface Claim {
  * waits for that release (bounded) before it reads the session, so a client
  * that reconnects right after acknowledging a burst is not sent it again.
  */
+/** How long a release notice is remembered: it may arrive before its waiter registers. */
+const RELEASE_MEMORY_MS = 10_000
+/** While waiting for a release, how often the holder's heartbeat is looked at. */
+const HOLDER_CHECK_MS = 250
+
 export class SessionRegistry {
   private readonly r: Scripted
   private readonly waiters = new Map<string, Array<{ epoch: number, resolve: () => void }>>()
+  /**
+   * Highest released epoch per client id, recently. The claim reply and the
+   * previous holder's release notice travel on different Redis connections,
+   * and the new holder registers its waiter only after a further round trip,
+   * so the notice can come first; forgotten, it cost a full takeoverWaitMs.
+   */
+  private readonly released = new Map<string, { epoch: number, at: number }>()
 
   constructor (private readonly redis: Redis, private readonly keys: Keys, private readonly brokerId: string) {
     this.r = redis as unknown as Scripted
@@ -41,22 +53,77 @@ export class SessionRegistry {
     await this.r.releaseSession(this.keys.owners, clientId, this.brokerId, String(epoch), this.keys.controlChannel, persistent ? 'persistent' : '')
   }
 
-  /** Resolves true when the holder of `epoch` released the id, false after `ms`. */
-  waitReleased (clientId: string, epoch: number, ms: number): Promise<boolean> {
+  /** The current holder (broker id and epoch) of each client id, or null. */
+  async holders (clientIds: string[]): Promise<Array<{ brokerId: string, epoch: number } | null>> {
+    const out: Array<{ brokerId: string, epoch: number } | null> = []
+    for (let i = 0; i < clientIds.length; i += 1000) {
+      const records = await this.redis.hmget(this.keys.owners, ...clientIds.slice(i, i + 1000))
+      for (const r of records) {
+        if (!r) { out.push(null); continue }
+        const [brokerId, e] = r.split('|')
+        out.push({ brokerId, epoch: Number(e) })
+      }
+    }
+    return out
+  }
+
+  /**
+   * Resolves 'released' when the holder of `epoch` released the id, 'timeout'
+   * after `ms`. Given the holder, also 'holder-dead' as soon as its last
+   * heartbeat is older than `staleAfterMs`: a node killed or cut off from
+   * Redis never releases, and waiting for it only delays the reconnect
+   * (R1: a persistent client coming back after its node was SIGKILLed).
+   */
+  waitReleased (clientId: string, epoch: number, ms: number, holder?: { brokerId: string, staleAfterMs: number }): Promise<'released' | 'timeout' | 'holder-dead'> {
+    const known = this.released.get(clientId)
+    if (known && known.epoch >= epoch) return Promise.resolve('released')
     return new Promise((resolve) => {
-      const list = this.waiters.get(clientId) ?? []
-      const entry = { epoch, resolve: () => { clearTimeout(timer); resolve(true) } }
-      const timer = setTimeout(() => {
+      let done = false
+      let check: NodeJS.Timeout | null = null
+      const finish = (how: 'released' | 'timeout' | 'holder-dead'): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (check) clearTimeout(check)
         const l = this.waiters.get(clientId)
         if (l) { const i = l.indexOf(entry); if (i >= 0) l.splice(i, 1); if (l.length === 0) this.waiters.delete(clientId) }
-        resolve(false)
-      }, ms)
+        resolve(how)
+      }
+      const entry = { epoch, resolve: () => finish('released') }
+      const timer = setTimeout(() => finish('timeout'), ms)
+      const list = this.waiters.get(clientId) ?? []
       list.push(entry)
       this.waiters.set(clientId, list)
+      if (holder) {
+        const look = (): void => {
+          this.beatAgeMs(holder.brokerId).then((age) => {
+            if (done) return
+            if (age === null || age > holder.staleAfterMs) finish('holder-dead')
+            else check = setTimeout(look, HOLDER_CHECK_MS)
+          }, () => { if (!done) check = setTimeout(look, HOLDER_CHECK_MS) })
+        }
+        look()
+      }
     })
   }
 
+  /** Milliseconds since the broker's last heartbeat, by Redis' clock; null if it is no member. */
+  private async beatAgeMs (brokerId: string): Promise<number | null> {
+    const res = await this.redis.pipeline().zscore(this.keys.alive, brokerId).time().exec()
+    if (!res || res[0][0] || res[1][0]) throw new Error('heartbeat lookup failed')
+    const score = res[0][1] as string | null
+    if (score === null) return null
+    const [sec, usec] = res[1][1] as [string, string]
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - Number(score)
+  }
+
   onReleased (n: ReleasedNotice): void {
+    const now = Date.now()
+    const prev = this.released.get(n.c)
+    this.released.set(n.c, { epoch: Math.max(n.e, prev?.epoch ?? 0), at: now })
+    if (this.released.size > 1000) {
+      for (const [id, r] of this.released) if (now - r.at > RELEASE_MEMORY_MS) this.released.delete(id)
+    }
     const list = this.waiters.get(n.c)
     if (!list) return
     const keep = list.filter((w) => { if (w.epoch <= n.e) { w.resolve(); return false } return true })

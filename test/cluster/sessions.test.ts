@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startRedis } from '../helpers/redis.ts'
-import { startCluster, stopAll } from '../helpers/node.ts'
+import { startCluster, startNodeProcess, stopAll } from '../helpers/node.ts'
 import { close, collect, connect, type MqttClient } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -84,3 +84,30 @@ async function connectCollecting (port: number, opts: object, done: (got: string
   await client.endAsync()
   return { sessionPresent: connack.sessionPresent, got }
 }
+
+t.test('a persistent client whose node was SIGKILLed is taken over at once, not after takeoverWaitMs', async (t) => {
+  // Own cluster name, so the three nodes above do not reap the victim, and a
+  // long dead-after: the victim stays a member throughout, which is the case
+  // where the new node used to wait for a release that never comes.
+  const args = ['--cluster', 'deadholder', '--dead-after-ms', '60000', '--takeover-wait-ms', '30000']
+  const victim = await startNodeProcess({ redis: redis.url, nodeId: 'victim', args })
+  const heir = await startNodeProcess({ redis: redis.url, nodeId: 'heir', args })
+  t.teardown(() => stopAll([victim, heir]))
+  await waitFor(async () => ((await heir.health()).body.members as unknown[]).length === 2, 'heir sees the victim')
+  const opts = { clientId: 'dead-holder', clean: false }
+  const first = await connect(victim.port, opts)
+  first.on('error', () => {})
+  await first.subscribeAsync('dh/#', { qos: 1 })
+  await victim.kill('SIGKILL')
+  const pub = await connect(heir.port, { clientId: 'dead-holder-pub' })
+  await pub.publishAsync('dh/x', 'queued', { qos: 1 })
+  // connectTimeout 10 s: far below the 30 s the heir would wait for a release.
+  const second = await connect(heir.port, { ...opts, connectTimeout: 10_000 })
+  const got = collect(second)
+  t.equal(second.connected, true, 'reconnected to the surviving node')
+  t.match(heir.log(), /"event":"session.takeover_from_dead","clientId":"dead-holder"/, 'the heir saw the holder stop beating')
+  await waitFor(() => got.some((m) => m.payload === 'queued'), 'queued message delivered')
+  t.pass('the message queued while the holder was dead is delivered')
+  first.end(true)
+  await close(second, pub)
+})
