@@ -17,6 +17,11 @@ t.teardown(async () => { await stopAll(nodes); await redis.stop() })
 const [A, B, C] = nodes
 
 t.test('drain a node under a QoS1 stream: 0 lost, clients moved, no wills, exit 0', async (t) => {
+  t.teardown(() => {
+    if (t.passing()) return
+    // What each node logged about the moved client, for the failure report.
+    for (const n of nodes) t.comment(`${n.nodeId}:\n` + n.log().split('\n').filter((l) => l.includes('drain-sub') || l.includes('node.drain')).join('\n'))
+  })
   const watcher = await connect(C.port, { clientId: 'drain-watch' })
   const wills = collect(watcher)
   await watcher.subscribeAsync('drain/will/#', { qos: 1 })
@@ -53,7 +58,9 @@ t.test('drain a node under a QoS1 stream: 0 lost, clients moved, no wills, exit 
   const onC = mqtt.connect({ host: '127.0.0.1', port: C.port, ...opts, connectTimeout: 5000, reconnectPeriod: 200 })
   onC.on('message', (_t, p) => received.add(Number(p.toString())))
   onC.on('error', () => {})
+  const reconnectStart = Date.now()
   await new Promise((resolve) => onC.once('connect', resolve))
+  t.comment(`reconnected to ${C.nodeId} in ${Date.now() - reconnectStart} ms`)
   const afterDrain = acked.size
   await waitFor(() => acked.size > afterDrain + 200, 'stream continues after the drain', 20_000)
   running = false
