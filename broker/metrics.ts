@@ -32,7 +32,7 @@ export function createMetrics () {
     willsPublished: new Counter({ name: 'thingmesh_dead_node_wills_total', help: 'wills this node published for clients of dead nodes', registers: [registry] }),
     indexResyncs: new Counter({ name: 'thingmesh_subscription_index_resyncs_total', help: 'rebuilds of the subscription index from Redis', registers: [registry] }),
     pubsubCuts: new Counter({ name: 'thingmesh_pubsub_reconnects_total', help: 'times the Redis pub/sub link was lost and re-established', registers: [registry] }),
-    auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
+    auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, ok_shared, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
     authQueue: new Gauge({ name: 'thingmesh_auth_hash_queue', help: 'password hashes waiting for a slot', registers: [registry] }),
     adminRequests: new Counter({ name: 'thingmesh_admin_requests_total', help: 'admin requests answered by this node, by outcome (ok or error code)', labelNames: ['result'], registers: [registry] }),
     scalingRecommendation: new Gauge({ name: 'thingmesh_scaling_recommendation', help: 'load-based scaling advice: 1 for the advised action (scale-out, scale-in, hold), 0 for the others', labelNames: ['action'], registers: [registry] }),

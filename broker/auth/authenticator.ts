@@ -104,9 +104,10 @@ export class Authenticator {
       return { username: user.username, role: user.role, clientId: c.clientId }
     }
     let ok: boolean
+    let shared = false
     try {
       metrics.authQueue.set(this.work.queued)
-      ok = await this.verify(user?.username ?? null, password, user?.hash ?? DUMMY_HASH, c.stillWanted)
+      ;({ ok, shared } = await this.verify(user?.username ?? null, password, user?.hash ?? DUMMY_HASH, c.stillWanted))
     } catch (err) {
       if ((err as ThingmeshError).code === 'AUTH_BUSY') this.refuse('busy', 'AUTH_BUSY', 3, c)
       if (err instanceof AuthGone) this.refuse('gone', 'AUTH_BAD_CREDENTIALS', 4, c)
@@ -116,26 +117,28 @@ export class Authenticator {
     }
     if (!ok || !user) this.fail('bad_credentials', 'AUTH_BAD_CREDENTIALS', 4, c)
     this.cache.add(user.username, password, user.hash)
-    metrics.auth.inc({ result: 'ok_hashed' })
+    // ok_shared: this client joined a check another connection had started (no scrypt of its own).
+    metrics.auth.inc({ result: shared ? 'ok_shared' : 'ok_hashed' })
     return { username: user.username, role: user.role, clientId: c.clientId }
   }
 
-  private verify (username: string | null, password: Buffer, hash: string, stillWanted?: () => boolean): Promise<boolean> {
+  private async verify (username: string | null, password: Buffer, hash: string, stillWanted?: () => boolean): Promise<{ ok: boolean, shared: boolean }> {
     const run = (): Promise<boolean> => this.work.run(async () => {
       // Queued behind a storm, the client may have given up: skip its hash.
       if (stillWanted && !stillWanted()) throw new AuthGone()
       return verifyPassword(password.toString('utf8'), hash)
     })
     // Unknown users are never shared: each costs its own dummy hash, like a real one.
-    if (username === null || stillWanted === undefined) return run()
+    if (username === null || stillWanted === undefined) return { ok: await run(), shared: false }
     const key = this.cache.keyOf(username, password, hash)
     let p = this.inFlight.get(key)
+    const shared = p !== undefined
     if (!p) {
       // A shared check must not be dropped because its first client left.
       p = this.work.run(() => verifyPassword(password.toString('utf8'), hash)).finally(() => this.inFlight.delete(key))
       this.inFlight.set(key, p)
     }
-    return p
+    return { ok: await p, shared }
   }
 
   private async lookup (username: string, c: Credentials) {

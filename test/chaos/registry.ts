@@ -15,6 +15,12 @@ import { r5 } from './tests/r5.ts'
 import { r7 } from './tests/r7.ts'
 import { r8 } from './tests/r8.ts'
 import { r10 } from './tests/r10.ts'
-import { r9, r11, r12, s3, s6, s8, s9, s10 } from './tests/notrun.ts'
+import { r9 } from './tests/r9.ts'
+import { s3 } from './tests/s3.ts'
+import { s6 } from './tests/s6.ts'
+import { s8 } from './tests/s8.ts'
+import { s9 } from './tests/s9.ts'
+import { s10 } from './tests/s10.ts'
+import { r11, r12 } from './tests/notrun.ts'
 
 export const TESTS: ChaosTest[] = [r1, r6, s1, s2, s4, s5, s7, r2, r3, r4, r5, r7, r8, r10, r11, r12, r9, s3, s6, s8, s9, s10]

@@ -1,4 +1,4 @@
-// CLI: npm run chaos [-- --only R1,S2 --duration-scale 0.2 --out docs/reliability/report.md]
+// CLI: npm run chaos [-- --only R1,S2 --duration 0.2 --out docs/reliability/report.md]
 import { parseArgs } from 'node:util'
 import { TESTS } from './registry.ts'
 import { runTests, type TestRun } from './campaign.ts'
@@ -16,7 +16,8 @@ Markdown report (plus JSON next to it).
 
 Options:
   --only <ids>             comma-separated test ids (default: all): ${TESTS.map((t) => t.id).join(',')}
-  --duration-scale <x>     multiply every fault-schedule duration (default 1)
+  --duration <x>           multiply every fault-schedule duration (default 1);
+                           --duration-scale is the same option
   --out <file.md>          report path (default docs/reliability/report.md)
   -h, --help               this text
 
@@ -27,14 +28,15 @@ Exit code: 0 all criteria pass or not run, 1 some fail, 2 bad usage.
 function main (): Promise<number> | number {
   let values
   try {
-    ({ values } = parseArgs({ options: { only: { type: 'string' }, 'duration-scale': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }))
+    ({ values } = parseArgs({ options: { only: { type: 'string' }, 'duration-scale': { type: 'string' }, duration: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }))
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${HELP}`)
     return 2
   }
   if (values.help) { process.stdout.write(HELP); return 0 }
-  const scale = values['duration-scale'] === undefined ? 1 : Number(values['duration-scale'])
-  if (!(scale > 0 && scale <= 100)) { process.stderr.write('--duration-scale must be a number in (0, 100]\n'); return 2 }
+  const scaleArg = values.duration ?? values['duration-scale']
+  const scale = scaleArg === undefined ? 1 : Number(scaleArg)
+  if (!(scale > 0 && scale <= 100)) { process.stderr.write('--duration must be a number in (0, 100]\n'); return 2 }
   const only = values.only ? values.only.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean) : null
   const unknown = only?.filter((id) => !TESTS.some((t) => t.id === id)) ?? []
   if (unknown.length) { process.stderr.write(`unknown test id(s): ${unknown.join(', ')}; known: ${TESTS.map((t) => t.id).join(', ')}\n`); return 2 }

@@ -87,7 +87,7 @@ export async function runCase (node: ChaosNode, c: Case): Promise<CaseResult> {
 }
 
 /** The same bytes over a WebSocket (binary frames), using the `ws` package mqtt.js ships with. */
-async function runCaseWs (node: ChaosNode, wsPort: number, c: Case): Promise<CaseResult> {
+export async function runCaseWs (node: ChaosNode, wsPort: number, c: Case): Promise<CaseResult> {
   const { WebSocket } = require('ws') as typeof import('ws')
   const ws = new WebSocket(`ws://${node.host}:${wsPort}/mqtt`, 'mqtt')
   ws.on('error', () => {})
