@@ -62,10 +62,12 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
   }
   let dead = false
   void exited.then(() => { dead = true })
+  // 60 s: on the shared 2-core box at load average 30 a start (tsx
+  // transpiling the broker) took over 20 s; a node that never starts still fails.
   await waitFor(async () => {
     if (dead) throw new Error(`node ${nodeId} exited during start:\n${stderr}`)
     return (await node.health()).status === 200
-  }, `node ${nodeId} healthy`, 20_000, 50)
+  }, `node ${nodeId} healthy`, 60_000, 50)
   return node
 }
 
