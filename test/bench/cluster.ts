@@ -67,7 +67,7 @@ const spread = (b: BrokerUnderTest, i: number): number => b.ports[i % b.ports.le
 const last = (b: BrokerUnderTest): number => b.ports.at(-1)!
 
 /** Measures; `lost` counts messages that did not arrive before the timeout (QoS0 may drop under overload). */
-interface Figure { value: number, lost?: number }
+interface Figure { value: number, lost?: number, crashed?: boolean }
 
 async function fanin (b: BrokerUnderTest): Promise<Figure> {
   const sub = await connect(last(b), { clientId: 'bench-fanin-sub' })
@@ -257,6 +257,10 @@ function record (metric: string, broker: string, f: Figure): void {
   m.get(broker)!.push(f)
 }
 
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
 async function withBroker (key: string, fn: (b: BrokerUnderTest) => Promise<void>): Promise<boolean> {
   const b = await BROKERS[key]()
   if (!b) return false
@@ -289,15 +293,24 @@ for (let run = 0; run < RUNS; run++) {
         names.set(key, b.name)
         for (const s of scenarios) {
           process.stderr.write(`run ${run + 1}/${RUNS} ${b.name}: ${s}\n`)
-          if (s === 'fanin') record('fanin', key, await fanin(b))
-          else if (s === 'fanout') record('fanout', key, await fanout(b))
-          else if (s === 'qos1') record('qos1', key, await qos1(b))
-          else if (s === 'latency' || s === 'same') {
-            const r = await latency(b, b.ports[0], s === 'latency' ? last(b) : b.ports[0])
-            record(`${s}.p50`, key, r.p50)
-            record(`${s}.p99`, key, r.p99)
-          } else if (s === 'memory') record('memory', key, await memory(b))
-          else record('retained', key, await retained(b))
+          const metrics = s === 'latency' || s === 'same' ? [`${s}.p50`, `${s}.p99`] : [s]
+          if (!b.pids.every(alive)) { for (const m of metrics) record(m, key, { value: NaN, crashed: true }); continue }
+          try {
+            if (s === 'fanin') record('fanin', key, await fanin(b))
+            else if (s === 'fanout') record('fanout', key, await fanout(b))
+            else if (s === 'qos1') record('qos1', key, await qos1(b))
+            else if (s === 'latency' || s === 'same') {
+              const r = await latency(b, b.ports[0], s === 'latency' ? last(b) : b.ports[0])
+              record(`${s}.p50`, key, r.p50)
+              record(`${s}.p99`, key, r.p99)
+            } else if (s === 'memory') record('memory', key, await memory(b))
+            else record('retained', key, await retained(b))
+            // A broker that died during the scenario did not finish it, whatever the clients counted.
+            if (!b.pids.every(alive)) for (const m of metrics) results.get(m)!.get(key)!.splice(-1, 1, { value: NaN, crashed: true })
+          } catch (err) {
+            process.stderr.write(`  failed: ${(err as Error).message}\n`)
+            for (const m of metrics) record(m, key, { value: NaN, crashed: true })
+          }
         }
       })
       if (!ran) { missing.add(key); break }
@@ -319,14 +332,19 @@ if (resets > 0) console.log(`connection resets seen by bench clients: ${resets}`
 if (missing.size > 0) console.log(`not measured (not installed): ${[...missing].join(', ')}`)
 for (const [metricKey, byBroker] of results) {
   const m = METRICS[metricKey]
-  const med = (k: string): number | undefined => byBroker.has(k) ? median(byBroker.get(k)!.map((f) => f.value)) : undefined
+  const med = (k: string): number | undefined => {
+    const vals = (byBroker.get(k) ?? []).filter((f) => !f.crashed).map((f) => f.value)
+    return vals.length > 0 ? median(vals) : undefined
+  }
   console.log(`\n${m.title}\n`)
   console.log(`| broker | ${m.unit} | vs aedes | vs mosquitto | lost |`)
   console.log('|---|---|---|---|---|')
   for (const [k, figs] of byBroker) {
-    const vals = figs.map((f) => f.value)
+    const vals = figs.filter((f) => !f.crashed).map((f) => f.value)
+    const crashed = figs.length - vals.length
+    const lost = figs.reduce((sum, f) => sum + (f.lost ?? 0), 0) + (crashed > 0 ? ` (broker failed in ${crashed} of ${figs.length} runs)` : '')
+    if (vals.length === 0) { console.log(`| ${names.get(k)} | failed | — | — | ${lost} |`); continue }
     const x = median(vals)
-    const lost = figs.reduce((sum, f) => sum + (f.lost ?? 0), 0)
     console.log(`| ${names.get(k)} | ${x.toFixed(m.digits)} [${Math.min(...vals).toFixed(m.digits)}–${Math.max(...vals).toFixed(m.digits)}] | ${ratio(m, x, med('aedes'))} | ${ratio(m, x, med('mosquitto'))} | ${lost} |`)
   }
 }
