@@ -21,6 +21,7 @@ import { s6 } from './tests/s6.ts'
 import { s8 } from './tests/s8.ts'
 import { s9 } from './tests/s9.ts'
 import { s10 } from './tests/s10.ts'
-import { r11, r12 } from './tests/notrun.ts'
+import { r11 } from './tests/r11.ts'
+import { r12 } from './tests/r12.ts'
 
 export const TESTS: ChaosTest[] = [r1, r6, s1, s2, s4, s5, s7, r2, r3, r4, r5, r7, r8, r10, r11, r12, r9, s3, s6, s8, s9, s10]

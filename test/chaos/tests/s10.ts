@@ -14,7 +14,7 @@ import { createLogger } from '../../../broker/log.ts'
 import { startNode } from '../../../broker/node.ts'
 
 /** One session; resolves with how it ended and how long the node took to answer. */
-function session (port: number, bytes: Buffer): Promise<{ end: 'closed' | 'pingresp' | 'waiting', ms: number }> {
+function session (port: number, bytes: Buffer): Promise<{ end: 'closed' | 'pingresp' | 'waiting', ms: number, bytes: Buffer }> {
   return new Promise((resolve) => {
     const s = tcpConnect(port, '127.0.0.1')
     let t0 = 0
@@ -24,7 +24,7 @@ function session (port: number, bytes: Buffer): Promise<{ end: 'closed' | 'pingr
       done = true
       clearTimeout(timer)
       s.destroy()
-      resolve({ end: how, ms: performance.now() - t0 })
+      resolve({ end: how, ms: performance.now() - t0, bytes })
     }
     // A truncated packet leaves the node waiting for bytes: that is not slowness.
     const timer = setTimeout(() => end('waiting'), 250)
@@ -54,7 +54,7 @@ export const s10: ChaosTest = {
       const rssBefore = process.memoryUsage.rss()
       const deadline = Date.now() + durationMs
       let sessions = 0
-      const slow: Array<{ n: number, ms: number }> = []
+      const slow: Array<{ n: number, ms: number, bytes: Buffer }> = []
       const ends = { closed: 0, pingresp: 0, waiting: 0 }
       delay.enable()
       await Promise.all(Array.from({ length: workers }, async () => {
@@ -62,10 +62,20 @@ export const s10: ChaosTest = {
           const n = sessions++
           const r = await session(node.mqttPort, fuzzer.session(`fz-${n}`))
           ends[r.end]++
-          if (r.end !== 'waiting' && r.ms > 100) slow.push({ n, ms: Math.round(r.ms) })
+          if (r.end !== 'waiting' && r.ms > 100) slow.push({ n, ms: Math.round(r.ms), bytes: r.bytes })
         }
       }))
       delay.disable()
+      // On a loaded machine a reply can be late because the process was not scheduled. Each late
+      // input is replayed alone and judged by the CPU time the process spent on it, which waiting does not inflate.
+      const confirmed: Array<{ n: number, cpuMs: number, hex: string }> = []
+      for (const x of slow.slice(0, 300)) {
+        const c0 = process.cpuUsage()
+        await session(node.mqttPort, x.bytes)
+        const c = process.cpuUsage(c0)
+        const cpuMs = (c.user + c.system) / 1000
+        if (cpuMs > 100) confirmed.push({ n: x.n, cpuMs: Math.round(cpuMs), hex: x.bytes.subarray(0, 64).toString('hex') })
+      }
       const rssAfter = process.memoryUsage.rss()
       const blockedMax = delay.max / 1e6
       const load = loadavg()[0]
@@ -74,7 +84,7 @@ export const s10: ChaosTest = {
       const healthy = node.broker.closed !== true
       rows.push(row('S10', '0 crashes: the in-process node still serves', healthy ? `serving; ${ends.closed} sessions closed by the node, ${ends.pingresp} answered PINGRESP, ${ends.waiting} left waiting for bytes` : 'broker closed', healthy && sessions > 100))
       // Under load, scheduling alone can delay a reply; the event-loop delay tells a slow handler from a busy machine.
-      rows.push(row('S10', '0 inputs > 100 ms', `${slow.length} of ${sessions} sessions answered after > 100 ms (worst ${slow.length ? Math.max(...slow.map((x) => x.ms)) : 0} ms); event loop blocked at most ${blockedMax.toFixed(0)} ms (p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms); load average ${load.toFixed(1)}`, slow.length === 0, { slow: slow.slice(0, 20) }))
+      rows.push(row('S10', '0 inputs > 100 ms', `${confirmed.length} inputs took > 100 ms of CPU when replayed alone (of ${Math.min(slow.length, 300)} replayed: the ${slow.length} of ${sessions} sessions answered after > 100 ms wall time, worst ${slow.length ? Math.max(...slow.map((x) => x.ms)) : 0} ms); event loop blocked at most ${blockedMax.toFixed(0)} ms (p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms); load average ${load.toFixed(1)}`, confirmed.length === 0 && slow.length <= 300, { confirmed: confirmed.slice(0, 20), slowWall: slow.slice(0, 20).map((x) => ({ n: x.n, ms: x.ms })) }))
       rows.push(info('S10', 'harness process RSS (node inside it)', `${(rssBefore / 1048576).toFixed(0)} → ${(rssAfter / 1048576).toFixed(0)} MB`))
       return rows
     } finally {

@@ -57,6 +57,8 @@ export const s6: ChaosTest = {
       // Peak per phase, so growth is attributed to the attack that caused it.
       let phase = 'subscriptions'
       const phasePeak: Record<string, number> = {}
+      const phaseStart: Record<string, number> = { subscriptions: rssStart }
+      const enter = (p: string): void => { phase = p; phaseStart[p] = rssOf(node.pid()) }
       const sampler = setInterval(() => {
         const v = rssOf(node.pid())
         rssPeak = Math.max(rssPeak, v)
@@ -89,7 +91,7 @@ export const s6: ChaosTest = {
         rows.push(row('S6', `subscriptions capped at 1000 per client, the rest SUBACK 0x80 (${filters} filters)`, `${granted} granted, ${refused} refused (0x80)${unanswered ? `, ${unanswered} unanswered` : ''}; client ${sub.s.destroyed ? 'disconnected' : 'still connected'}`, granted <= 1000 && granted + refused === filters))
         sub.s.destroy()
 
-        phase = 'payloads'
+        enter('payloads')
         // 2. Payloads: one over --max-packet-size disconnects; large ones under it at 50/s are carried without growth.
         const big = await client(node, 's6-big')
         const bigClosed = new Promise<number>((resolve) => big.once('close', () => resolve(Date.now())))
@@ -112,7 +114,7 @@ export const s6: ChaosTest = {
         await heavy.endAsync(true).catch(() => {})
         rows.push(info('S6', 'payloads just under the limit at 50/s', `${heavySent} × 1023 KiB QoS1 in ${Date.now() - t0} ms; client ${heavyConnected ? 'stayed connected' : 'was disconnected'}`))
 
-        phase = 'inflight'
+        enter('inflight')
         // 3a. Inbound QoS2 never released: the node's cap is 100 awaiting PUBREL.
         const q2 = await rawClient(node, 's6-qos2', true)
         const q2Sent = 300
@@ -149,7 +151,7 @@ export const s6: ChaosTest = {
       }
       const rssEnd = rssOf(node.pid())
       const growth = (rssPeak - rssStart) / MB
-      rows.push(row('S6', 'node RSS growth < 50 MB', `${(rssStart / MB).toFixed(0)} MB → peak ${(rssPeak / MB).toFixed(0)} MB (+${growth.toFixed(1)} MB), ${(rssEnd / MB).toFixed(0)} MB at the end; peak by phase: ${Object.entries(phasePeak).map(([k, v]) => `${k} +${((v - rssStart) / MB).toFixed(0)} MB`).join(', ')}`, growth < 50))
+      rows.push(row('S6', 'node RSS growth < 50 MB', `${(rssStart / MB).toFixed(0)} MB → peak ${(rssPeak / MB).toFixed(0)} MB (+${growth.toFixed(1)} MB), ${(rssEnd / MB).toFixed(0)} MB at the end; growth within each phase (its peak minus its start): ${Object.entries(phasePeak).map(([k, v]) => `${k} +${((v - phaseStart[k]) / MB).toFixed(0)} MB`).join(', ')}`, growth < 50))
       const p = await probe.stop()
       rows.push(row('S6', 'bystander p99 < 100 ms, node alive', `p99 ${p.latency.p99Ms} ms, ${p.received}/${p.sent}; node ${node.alive() ? 'alive' : 'DEAD'}`, p.latency.p99Ms < 100 && p.received === p.sent && node.alive()))
       return rows
