@@ -42,7 +42,7 @@ export const r8: ChaosTest = {
       const connGauge = async (): Promise<number> => Number(/^thingmesh_connections (\d+)/m.exec(await node.metrics())?.[1] ?? NaN)
       try {
         await stream.start()
-        const before = await connGauge()
+        let before = await connGauge()
         const t0 = Date.now()
         let polling = true
         const poll = (async () => {
@@ -57,6 +57,10 @@ export const r8: ChaosTest = {
         bulk.on('data', () => {})
         await new Promise<void>((resolve) => bulk.once('connect', () => resolve()))
         bulk.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'r8-bulk', keepalive: 0 }))
+        // The bulk publisher is a connection too: without counting it, the
+        // frozen client's disconnect only brought the gauge back to `before`.
+        await new Promise<void>((resolve) => bulk.once('data', () => resolve()))
+        before++
         const big = mqttPacket.generate({ cmd: 'publish', topic: 'r8bulk', payload: Buffer.alloc(64 * 1024, 0x62), qos: 0, retain: false, dup: false })
         const bulkTimer = setInterval(() => { if (Date.now() - t0 < runFor) bulk.write(big); else clearInterval(bulkTimer) }, 20)
         await stream.publishFor(runFor)
