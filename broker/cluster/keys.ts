@@ -9,12 +9,16 @@ export interface Keys {
   readonly prefix: string
   /** HASH topic -> encoded retained packet. */
   readonly retained: string
+  /** ZSET (all scores 0, ordered by topic) of the topics in `retained`: wildcard look-ups by literal prefix. */
+  readonly retainedIndex: string
   /** HASH brokerId -> JSON member record (see membership.ts). */
   readonly nodes: string
   /** ZSET brokerId -> last heartbeat (Redis server time, ms). */
   readonly alive: string
   /** SET of brokerIds declared dead whose wills are not all published yet. */
   readonly dead: string
+  /** ZSET brokerId -> when it was declared dead (Redis ms), kept a day: a reaped node that comes back is fenced even after its wills were published. */
+  readonly gone: string
   /** HASH clientId -> "brokerId|epoch|state": who holds each client's connection. */
   readonly owners: string
   /** STRING counter: connection epochs, strictly increasing across the cluster. */
@@ -91,9 +95,11 @@ export function createKeys (cluster: string): Keys {
   return Object.freeze({
     prefix: p,
     retained: p + 'retained',
+    retainedIndex: p + 'retained:idx',
     nodes: p + 'nodes',
     alive: p + 'alive',
     dead: p + 'dead',
+    gone: p + 'gone',
     owners: p + 'owners',
     epoch: p + 'epoch',
     wills: p + 'wills',

@@ -84,8 +84,10 @@ function holdCork (stream: Writable): void {
 
 function uncorkAll (): void {
   uncorkScheduled = false
-  for (const s of corked) s.uncork()
+  const streams = [...corked]
   corked.clear()
+  // One failing socket must not leave the others corked for good.
+  for (const s of streams) { try { s.uncork() } catch { /* its own error path closes it */ } }
 }
 
 /** The publish with this id is routed: send its PUBACK, and any before it, in order. */

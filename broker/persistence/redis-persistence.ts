@@ -196,11 +196,22 @@ export class RedisPersistence {
   // ---- retained -----------------------------------------------------------
 
   async storeRetained (packet: Packet): Promise<void> {
+    // The hash and its topic index change together (MULTI), so a reader never
+    // sees a topic in one and not the other for long.
     if (packet.payload.length === 0) {
-      await this.redis.hdel(this.keys.retained, packet.topic)
+      await this.redis.multi().hdel(this.keys.retained, packet.topic).zrem(this.keys.retainedIndex, packet.topic).exec()
     } else {
-      await this.redis.hset(this.keys.retained, packet.topic, encodeFrame('', { ...packet, brokerCounter: 0 }))
+      await this.redis.multi()
+        .hset(this.keys.retained, packet.topic, encodeFrame('', { ...packet, brokerCounter: 0 }))
+        .zadd(this.keys.retainedIndex, 0, packet.topic)
+        .exec()
     }
+  }
+
+  /** Admin removal of one retained message; true if there was one. */
+  async deleteRetained (topic: string): Promise<boolean> {
+    const res = await this.redis.multi().hdel(this.keys.retained, topic).zrem(this.keys.retainedIndex, topic).exec()
+    return res?.[0]?.[1] === 1
   }
 
   createRetainedStream (pattern: string): Readable {
@@ -224,6 +235,12 @@ export class RedisPersistence {
     }
   }
 
+  /**
+   * Exact topics: one HMGET. Wildcard filters with a literal first level:
+   * only the index range of their literal prefix is read (ZRANGEBYLEX), so
+   * the cost grows with the topics under that prefix, not with all retained
+   * messages. Filters starting with a wildcard match anything: full HSCAN.
+   */
   private async * retainedMatching (patterns: string[]): AsyncGenerator<Packet> {
     const exact = patterns.filter((p) => !GLOB_FREE.test(p))
     const wild = patterns.filter((p) => GLOB_FREE.test(p))
@@ -238,19 +255,78 @@ export class RedisPersistence {
     if (wild.length === 0) return
     const matcher = new Qlobber({ wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true })
     for (const w of wild) matcher.add(w, true)
+    // [MQTT-4.7.2-1] wildcards never reach $-topics here (as before the index).
+    const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && matcher.test(topic, true)
+    const prefixes = wild.map(literalPrefix)
+    if (prefixes.some((p) => p === '')) {
+      yield * this.retainedScan(matches, seen)
+      return
+    }
+    await this.ensureRetainedIndex()
+    // "a/b/#" also matches "a/b" itself, which is outside the "a/b/" range.
+    const parents = wild.filter((w) => w.endsWith('/#')).map((w) => w.slice(0, -2)).filter((t) => !GLOB_FREE.test(t) && matches(t))
+    // Overlapping prefixes ("a/" and "a/b/") would read the same range twice: keep the shortest.
+    const ranges = [...new Set(prefixes)].sort().filter((p, i, all) => !all.slice(0, i).some((q) => p.startsWith(q)))
+    yield * this.retainedTopics(parents, seen)
+    for (const prefix of ranges) {
+      // 0xff never occurs in UTF-8, so it bounds every topic that starts with the prefix.
+      const max = Buffer.concat([Buffer.from('[' + prefix), Buffer.from([0xff])])
+      // Each page starts after the last topic read (not at an offset, which Redis would walk again).
+      let min = '[' + prefix
+      for (;;) {
+        const topics = await this.redis.zrangebylex(this.keys.retainedIndex, min, max, 'LIMIT', 0, RETAINED_SCAN)
+        yield * this.retainedTopics(topics.filter(matches), seen)
+        if (topics.length < RETAINED_SCAN) break
+        min = '(' + topics[topics.length - 1]
+      }
+    }
+  }
+
+  private async * retainedTopics (topics: string[], seen: Set<string>): AsyncGenerator<Packet> {
+    if (topics.length === 0) return
+    const bufs = await this.redis.hmgetBuffer(this.keys.retained, ...topics)
+    for (const buf of bufs) {
+      const p = buf && decodeFrame(buf)
+      if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); yield toPacket(p.packet) }
+    }
+  }
+
+  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<Packet> {
     let cursor = '0'
     do {
       const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
       cursor = next.toString()
       for (let i = 0; i < flat.length; i += 2) {
         const topic = flat[i].toString()
-        // [MQTT-4.7.2-1] wildcards at the first level never match $-topics.
-        if (topic.startsWith('$') || seen.has(topic) || !matcher.test(topic, true)) continue
+        if (!matches(topic)) continue
         seen.add(topic)
         const p = decodeFrame(flat[i + 1])
         if (p) yield toPacket(p.packet)
       }
     } while (cursor !== '0')
+  }
+
+  private indexChecked: Promise<void> | null = null
+
+  /**
+   * Retained messages stored before the index existed (an older release)
+   * are added to it once per process, the first time a prefix look-up needs
+   * it. ZADD is idempotent, so nodes doing this at once do no harm.
+   */
+  private ensureRetainedIndex (): Promise<void> {
+    this.indexChecked ??= (async () => {
+      const [hlen, zcard] = await Promise.all([this.redis.hlen(this.keys.retained), this.redis.zcard(this.keys.retainedIndex)])
+      if (zcard >= hlen) return
+      let cursor = '0'
+      do {
+        const [next, flat] = await this.redis.hscan(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
+        cursor = next
+        const args: Array<string | number> = []
+        for (let i = 0; i < flat.length; i += 2) args.push(0, flat[i])
+        if (args.length > 0) await this.redis.zadd(this.keys.retainedIndex, ...args)
+      } while (cursor !== '0')
+    })().catch((err: Error) => { this.indexChecked = null; throw err })
+    return this.indexChecked
   }
 
   // ---- outgoing queues ------------------------------------------------------
@@ -285,8 +361,11 @@ export class RedisPersistence {
     await this.r.outgoingUpdate(this.keys.queuedPacketsOf(client.id), this.keys.inflightOf(client.id), packetKey(packet), packet.messageId)
   }
 
-  async outgoingClearMessageId (client: ClientRef, packet: { messageId?: number }): Promise<Packet | undefined> {
-    if (packet.messageId === undefined) return undefined
+  async outgoingClearMessageId (client: ClientRef & { clean?: boolean }, packet: { messageId?: number }): Promise<Packet | undefined> {
+    // A clean session has no queue in Redis (its subscriptions are never
+    // stored; connecting clean deleted any old queue): a PUBACK from it had
+    // one Lua call per QoS1 delivery that could only return nil (issue 8).
+    if (packet.messageId === undefined || client.clean === true) return undefined
     const id = client.id
     const buf = await this.r.outgoingClearBuffer(this.keys.queueOf(id), this.keys.queuedPacketsOf(id), this.keys.inflightOf(id), packet.messageId)
     const p = buf && decodeFrame(buf)
@@ -376,6 +455,16 @@ export class RedisPersistence {
   }
 
   async destroy (): Promise<void> {}
+}
+
+/**
+ * The levels of a filter before its first wildcard, with their separator
+ * ("a/b/#" -> "a/b/", "a/+/c" -> "a/"), or "" when it starts with one.
+ */
+export function literalPrefix (filter: string): string {
+  const levels = filter.split('/')
+  const i = levels.findIndex((l) => l === '+' || l === '#')
+  return i <= 0 ? '' : levels.slice(0, i).join('/') + '/'
 }
 
 function packetKey (p: { brokerId: string, brokerCounter: number }): string {

@@ -17,7 +17,7 @@ export interface ClusterPort {
   keys: Keys
   brokerId: string
   members(): Array<{ nodeId: string, brokerId: string, host: string, port: number, load: Record<string, number> }>
-  persistence: { createRetainedStream(filter: string): Readable }
+  persistence: { createRetainedStream(filter: string): Readable, deleteRetained(topic: string): Promise<boolean> }
   waitReleased(clientId: string, epoch: number, ms: number): Promise<boolean>
   /** Closes the local connection of clientId if it is the one with this epoch; false if none. */
   closeLocal(clientId: string, epoch: number): boolean
@@ -134,6 +134,6 @@ export class ClusterState implements StateBackend {
   }
 
   async deleteRetained (topic: string): Promise<boolean> {
-    return (await this.port.cmd.hdel(this.port.keys.retained, topic)) === 1
+    return this.port.persistence.deleteRetained(topic)
   }
 }
