@@ -11,6 +11,12 @@ import { waitFor } from '../helpers/wait.ts'
 // the others; no acknowledged QoS1 message is lost; no will is published for
 // clients that only moved; the node exits 0.
 const BIN = fileURLToPath(new URL('../../bin/thingmesh', import.meta.url))
+// Bounds for progress, not criteria: on the shared 2-core box at load average
+// 40 the stream took over 10 s to reach 200 PUBACKs. The reconnect's connect
+// timeout is one of them: a first CONNECT that never completes (the CONNACK
+// stall of issue 7) still ends in a second attempt and a will, which fails
+// the test, only later.
+const LIVENESS_MS = 60_000
 const redis = await startRedis()
 const nodes = await startCluster(redis.url, 3, ['--allow-anonymous', 'true'])
 t.teardown(async () => { await stopAll(nodes); await redis.stop() })
@@ -46,7 +52,7 @@ t.test('drain a node under a QoS1 stream: 0 lost, clients moved, no wills, exit 
     }
   })()
 
-  await waitFor(() => acked.size > 200, 'stream under way')
+  await waitFor(() => acked.size > 200, 'stream under way', LIVENESS_MS)
   const drain = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, 'drain', '--node-id', A.nodeId, '--redis', redis.url, '--spread-ms', '500', '--timeout-ms', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   drain.stdout!.on('data', (d) => { out += d })
@@ -55,21 +61,21 @@ t.test('drain a node under a QoS1 stream: 0 lost, clients moved, no wills, exit 
   t.equal(await A.exited, 0, 'the drained node exited 0')
   await closed
   // The client comes back on C, as a device behind a load balancer would.
-  const onC = mqtt.connect({ host: '127.0.0.1', port: C.port, ...opts, connectTimeout: 5000, reconnectPeriod: 200 })
+  const onC = mqtt.connect({ host: '127.0.0.1', port: C.port, ...opts, connectTimeout: LIVENESS_MS, reconnectPeriod: 200 })
   onC.on('message', (_t, p) => received.add(Number(p.toString())))
   onC.on('error', () => {})
   const reconnectStart = Date.now()
   await new Promise((resolve) => onC.once('connect', resolve))
   t.comment(`reconnected to ${C.nodeId} in ${Date.now() - reconnectStart} ms`)
   const afterDrain = acked.size
-  await waitFor(() => acked.size > afterDrain + 200, 'stream continues after the drain', 20_000)
+  await waitFor(() => acked.size > afterDrain + 200, 'stream continues after the drain', LIVENESS_MS)
   running = false
   await stream
-  await waitFor(() => [...acked].every((n) => received.has(n)), 'every acknowledged message received', 20_000)
+  await waitFor(() => [...acked].every((n) => received.has(n)), 'every acknowledged message received', LIVENESS_MS)
   t.equal([...acked].filter((n) => !received.has(n)).length, 0, `0 of ${acked.size} acknowledged messages lost`)
   t.match(A.log(), /"event":"node.drained"/, 'the node logged its drain')
   await pub.publishAsync('drain/will/marker', 'm', { qos: 1 })
-  await waitFor(() => wills.some((m) => m.topic === 'drain/will/marker'), 'marker')
+  await waitFor(() => wills.some((m) => m.topic === 'drain/will/marker'), 'marker', LIVENESS_MS)
   t.same(wills.filter((m) => m.topic === 'drain/will/sub'), [], 'no will published for a client that only moved')
   onC.end(true)
   await close(watcher, pub)
