@@ -36,6 +36,8 @@ export interface CachedState { state: ThingState, defVersion: number }
 export interface BatchResult {
   /** Things whose state changed, with the new state. */
   states: Map<string, ThingState>
+  /** The cached (committed) state of each of those things before the batch. */
+  before: Map<string, ThingState | undefined>
   history: HistoryOp[]
   alerts: AlertOp[]
   outbox: OutMessage[]
@@ -55,7 +57,7 @@ export interface BatchContext {
 }
 
 export function processBatch (ctx: BatchContext, entries: readonly LogEntry[]): BatchResult {
-  const out: BatchResult = { states: new Map(), history: [], alerts: [], outbox: [], feedback: [], ticked: [] }
+  const out: BatchResult = { states: new Map(), before: new Map(), history: [], alerts: [], outbox: [], feedback: [], ticked: [] }
   // The retained state is published once per thing per batch: subscribers
   // want the latest, and `changed/` carries every individual change.
   const lastEntry = new Map<string, string>()
@@ -72,6 +74,7 @@ export function processBatch (ctx: BatchContext, entries: readonly LogEntry[]): 
       out.outbox.push(errorMessage(e, `${e.id}/0`, input.error))
       continue
     }
+    if (!out.before.has(def.id)) out.before.set(def.id, ctx.cache.get(def.id)?.state)
     const state = stateFor(ctx, def)
     const r = processInput(state, def, input.input, { now: e.n })
     ctx.cache.set(def.id, { state: r.state, defVersion: def.definitionsVersion })

@@ -39,7 +39,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.fr
   partitions: 64,
   leaseMs: 2000,
   renewMs: 500,
-  batchSize: 1000,
+  batchSize: 2000,
   readBlockMs: 100,
   rolloutTimeoutMs: 2000,
   tickMs: 250,
@@ -230,9 +230,9 @@ export class ThingEngine implements EngineApi {
         continue
       }
       let batches: Array<{ partition: number, entries: LogEntry[] }>
-      // Processing is synchronous CPU work: bound what one read can bring in
-      // (about batchSize entries over all partitions), so the event loop is
-      // never blocked long enough for MQTT or Redis replies to starve.
+      // A round reads about batchSize entries over all partitions: under a
+      // backlog, bigger commits cost less per entry (one script call and one
+      // outbox batch each); processing yields every YIELD_AFTER entries.
       const perPartition = Math.max(10, Math.floor(this.options.batchSize / from.size))
       try {
         batches = await this.store.read(from, perPartition, this.options.readBlockMs)
@@ -268,14 +268,17 @@ export class ThingEngine implements EngineApi {
     if (part === undefined || part.status !== 'active' || last === undefined) return
     // The read may predate a commit of this partition (it cannot: one read at
     // a time per partition), but never apply entries at or before the checkpoint.
-    const fresh = part.checkpoint === '' ? entries : entries.filter((e) => compareIds(e.id, part.checkpoint) > 0)
+    // Entries come in log order: only a prefix can be at or before it.
+    let skip = 0
+    if (part.checkpoint !== '') while (skip < entries.length && compareIds((entries[skip] as LogEntry).id, part.checkpoint) <= 0) skip++
+    const fresh = skip === 0 ? entries : entries.slice(skip)
     if (fresh.length === 0) return
     part.busy = true
     try {
       const r = processBatch({ partition: p, defs: this.defs, partitions: this.options.partitions, cache: part.cache }, fresh)
       await this.store.commit({
         partition: p, token: part.token, from: part.checkpoint, to: last.id,
-        states: r.states, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
+        states: r.states, before: r.before, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
       })
       part.checkpoint = last.id
       this.stats.applied += fresh.length
@@ -384,7 +387,8 @@ export class ThingEngine implements EngineApi {
     if (definition === undefined) return undefined
     const p = partitionOf(id, this.options.partitions)
     const local = this.parts.get(p)
-    const state: ThingState | undefined = local?.status === 'active' ? local.cache.get(id)?.state : await this.store.getState(p, id)
+    const names = this.defs.resolveThing(id)?.propertyNames ?? []
+    const state: ThingState | undefined = local?.status === 'active' ? local.cache.get(id)?.state : await this.store.getState(p, id, names)
     return { definition, state: state === undefined ? null : { ...stateView(state), alerts: state.alerts } }
   }
 

@@ -106,7 +106,7 @@ export class MemoryStore implements EngineStore {
 
   async releaseAll (): Promise<void> {}
 
-  async getState (partition: number, thingId: string): Promise<ThingState | undefined> {
+  async getState (partition: number, thingId: string, _properties?: Iterable<string>): Promise<ThingState | undefined> {
     return this.part(partition).states.get(thingId)
   }
 

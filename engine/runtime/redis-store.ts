@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis'
 import type { EngineKeys } from '../../broker/cluster/keys.ts'
 import type { DefinitionChange, ThingState } from '../index.ts'
+import { FORBIDDEN_KEYS } from '../json.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, encodeEntry, type EntryFields, type LogEntry } from './entries.ts'
@@ -42,6 +43,14 @@ interface PendingAppend {
   fields: string[]
   resolve(id: string): void
   reject(err: Error): void
+}
+
+/** Separates a thing id from a property name in state fields; thing ids cannot contain it (engine/model/schema.ts). */
+const PROPERTY_SEP = '/'
+
+/** The state field of a thing without its properties (they have a field each). */
+function stateHead (s: ThingState): string {
+  return JSON.stringify({ v: s.v, thingId: s.thingId, seq: s.seq, rules: s.rules, alerts: s.alerts, shadow: s.shadow })
 }
 
 /** Most entries one ingest script call carries: bounds the command size and the time Redis spends in one script. */
@@ -149,8 +158,22 @@ export class RedisStore implements EngineStore {
       this.o.cmd.lrange(this.k.outboxOf(partition), 0, -1),
     ])
     const states = new Map<string, ThingState>()
-    for (const [id, json] of Object.entries(flat)) {
-      try { states.set(id, JSON.parse(json) as ThingState) } catch { /* unreadable state: the thing starts from its defaults */ }
+    const props: Array<[string, string, string]> = []
+    for (const [field, json] of Object.entries(flat)) {
+      const slash = field.indexOf(PROPERTY_SEP)
+      if (slash >= 0) { props.push([field.slice(0, slash), field.slice(slash + 1), json]); continue }
+      try {
+        const s = JSON.parse(json) as ThingState
+        // Written by a release that stored the whole state in one field: its properties are the base.
+        s.properties ??= {}
+        states.set(field, s)
+      } catch { /* unreadable state: the thing starts from its defaults */ }
+    }
+    for (const [id, name, json] of props) {
+      const s = states.get(id)
+      if (s === undefined) continue
+      if (FORBIDDEN_KEYS.has(name)) continue
+      try { s.properties[name] = JSON.parse(json) as ThingState['properties'][string] } catch { /* unreadable: the default applies */ }
     }
     const batches: OutMessage[][] = []
     for (const b of outbox) {
@@ -169,7 +192,24 @@ export class RedisStore implements EngineStore {
       return String(i)
     }
     const tail: string[] = []
-    for (const [id, s] of c.states) tail.push(id, JSON.stringify(s))
+    // A thing's state is one field for everything but its properties, and one
+    // field per property, written only when the property changed: a device
+    // write touches one property, and rewriting all of them (and their
+    // previous samples) was most of the bytes a commit sent.
+    const removed: string[] = []
+    for (const [id, s] of c.states) {
+      const before = c.before?.get(id)
+      tail.push(id, stateHead(s))
+      for (const name in s.properties) {
+        const p = s.properties[name]
+        if (before === undefined || before.properties[name] !== p) tail.push(id + PROPERTY_SEP + name, JSON.stringify(p))
+      }
+      if (before !== undefined) {
+        for (const name in before.properties) if (!Object.hasOwn(s.properties, name)) removed.push(id + PROPERTY_SEP + name)
+      }
+    }
+    const fieldPairs = tail.length / 2
+    tail.push(...removed)
     for (const a of c.alerts) tail.push(`${a.thingId}/${a.alert}`, JSON.stringify(a.record))
     for (const h of c.history) tail.push(indexOf(k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
     for (const f of c.feedback) tail.push(indexOf(k.logOf(f.partition)), ...encodeEntry(f.entry).filter((_, i) => i % 2 === 1))
@@ -177,8 +217,8 @@ export class RedisStore implements EngineStore {
     const minId = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
     const args = [
       String(c.partition), String(c.token), c.from, c.to,
-      String(c.states.size), String(c.alerts.length), String(c.history.length), String(c.feedback.length),
-      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), minId,
+      String(fieldPairs), String(c.alerts.length), String(c.history.length), String(c.feedback.length),
+      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), minId, String(removed.length),
       ...tail,
     ]
     try {
@@ -221,9 +261,17 @@ export class RedisStore implements EngineStore {
     await this.o.cmd.zrem(this.k.alive, brokerId)
   }
 
-  async getState (partition: number, thingId: string): Promise<ThingState | undefined> {
-    const json = await this.o.cmd.hget(this.k.stateOf(partition), thingId)
-    return json === null ? undefined : JSON.parse(json) as ThingState
+  async getState (partition: number, thingId: string, properties: Iterable<string>): Promise<ThingState | undefined> {
+    const names = [...properties]
+    const [head, ...values] = await this.o.cmd.hmget(this.k.stateOf(partition), thingId, ...names.map((n) => thingId + PROPERTY_SEP + n))
+    if (head === null || head === undefined) return undefined
+    const s = JSON.parse(head) as ThingState
+    s.properties ??= {}
+    names.forEach((n, i) => {
+      const v = values[i]
+      if (v !== null && v !== undefined && !FORBIDDEN_KEYS.has(n)) s.properties[n] = JSON.parse(v) as ThingState['properties'][string]
+    })
+    return s
   }
 
   async history (thingId: string, property: string, from: number, to: number, limit: number): Promise<HistoryPoint[]> {

@@ -22,6 +22,12 @@ export interface Commit {
   from: string
   to: string
   states: ReadonlyMap<string, ThingState>
+  /**
+   * The stored state of each thing in `states` before this batch (undefined:
+   * none): a store may write only what changed (RedisStore writes the
+   * properties whose object is not the stored one).
+   */
+  before?: ReadonlyMap<string, ThingState | undefined>
   history: readonly HistoryOp[]
   alerts: readonly AlertOp[]
   outbox: readonly OutMessage[]
@@ -53,7 +59,8 @@ export interface EngineStore {
   /** Gives up every lease this node holds (graceful stop). */
   releaseAll(brokerId: string, held: ReadonlyMap<number, number>): Promise<void>
 
-  getState(partition: number, thingId: string): Promise<ThingState | undefined>
+  /** `properties`: the names the thing's definition has (a store may keep them apart). */
+  getState(partition: number, thingId: string, properties: Iterable<string>): Promise<ThingState | undefined>
   history(thingId: string, property: string, from: number, to: number, limit: number): Promise<HistoryPoint[]>
   alerts(): Promise<Array<{ thingId: string, alert: unknown }>>
 

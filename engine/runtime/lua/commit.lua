@@ -9,10 +9,13 @@
 -- KEYS[4] partition outbox LIST, KEYS[5] partition log STREAM, KEYS[6] alerts HASH,
 -- KEYS[7..] history streams, then partition logs receiving rule writes
 -- ARGV[1] partition, ARGV[2] token, ARGV[3] expected checkpoint ('' = none), ARGV[4] new checkpoint
--- ARGV[5] S states, ARGV[6] A alerts, ARGV[7] H history appends, ARGV[8] F feedback entries
+-- ARGV[5] S state fields, ARGV[6] A alerts, ARGV[7] H history appends, ARGV[8] F feedback entries
 -- ARGV[9] outbox batch JSON ('' = nothing to publish)
 -- ARGV[10] history max length, ARGV[11] history min id ('' = no age cap)
--- then S x (thingId, state JSON), A x (field, record JSON),
+-- ARGV[12] R state fields to delete
+-- then S x (field, JSON): "<thingId>" = the state without its properties,
+-- "<thingId>/<property>" = one property (only the changed ones are sent),
+-- R x field, A x (field, record JSON),
 -- H x (key index, id "<ts>-*", value JSON), F x (key index, 7 entry field values)
 -- Returns 1; errors "ENGINE_FENCED ..." / "ENGINE_CHECKPOINT_MOVED ..."
 local l = redis.call('HGET', KEYS[1], ARGV[1])
@@ -21,11 +24,23 @@ if tok ~= ARGV[2] then return redis.error_reply('ENGINE_FENCED lease lost') end
 local ck = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 if ck ~= ARGV[3] then return redis.error_reply('ENGINE_CHECKPOINT_MOVED at ' .. ck) end
 
-local s, a, h, f = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local i = 12
+local s, a, h, f, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[12])
+local i = 13
+-- In chunks: unpack() is limited to a few thousand values.
+local function chunked (cmd, key, from, count, width)
+  local step = 1000 * width
+  local last = from + count * width - 1
+  for j = from, last, step do
+    redis.call(cmd, key, unpack(ARGV, j, math.min(j + step - 1, last)))
+  end
+end
 if s > 0 then
-  redis.call('HSET', KEYS[3], unpack(ARGV, i, i + 2 * s - 1))
+  chunked('HSET', KEYS[3], i, s, 2)
   i = i + 2 * s
+end
+if r > 0 then
+  chunked('HDEL', KEYS[3], i, r, 1)
+  i = i + r
 end
 if a > 0 then
   redis.call('HSET', KEYS[6], unpack(ARGV, i, i + 2 * a - 1))
