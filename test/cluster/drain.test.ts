@@ -17,6 +17,7 @@ const BIN = fileURLToPath(new URL('../../bin/thingmesh', import.meta.url))
 // stall of issue 7) still ends in a second attempt and a will, which fails
 // the test, only later.
 const LIVENESS_MS = 60_000
+t.setTimeout(240_000)
 const redis = await startRedis()
 const nodes = await startCluster(redis.url, 3, ['--allow-anonymous', 'true'])
 t.teardown(async () => { await stopAll(nodes); await redis.stop() })
