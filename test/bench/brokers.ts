@@ -14,6 +14,8 @@ export interface BrokerUnderTest {
   name: string
   ports: number[]
   pids: number[]
+  /** The Redis of a thingmesh cluster, for benchmarks that prepare data directly. */
+  redisPort?: number
   stop(): Promise<void>
 }
 
@@ -57,6 +59,7 @@ export async function cluster (size: number): Promise<BrokerUnderTest> {
     name: `thingmesh ${size}-node`,
     ports: nodes.map((n) => n.port),
     pids: nodes.map((n) => n.proc.pid!),
+    redisPort: redis.port,
     stop: async () => { await Promise.all(nodes.map((n) => n.kill(signal))); await redis.stop() },
   }
 }
