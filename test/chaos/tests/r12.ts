@@ -77,7 +77,10 @@ export const r12: ChaosTest = {
         clearInterval(retainTimer); retainTimer = null
         const end = await sample()
         await retainer.endAsync(true).catch(() => {})
-        const reports = [...(await q1.finish(ctx.ms(15_000, 8000), [s(n1), s(n2)])), ...(await q2.finish(ctx.ms(15_000, 8000), [s(n1), s(n2)]))]
+        // Persistent subscribers come back on a node that is still up (a dead one would only hide the queue).
+        const up = cluster.nodes.filter((x) => x.alive()).map(s)
+        const back = up.length ? up : [s(n1)]
+        const reports = [...(await q1.finish(ctx.ms(15_000, 8000), back)), ...(await q2.finish(ctx.ms(15_000, 8000), back))]
         for (const c of live.values()) { c.end(true); churned.push(c.options.clientId!) }
         live.clear()
 
@@ -116,10 +119,11 @@ export const r12: ChaosTest = {
         const clean = reports.filter((x) => x.cls === 'clean')
         rows.push(info('R12', 'clean subscribers', clean.map((x) => `${x.subscriber}: ${x.lost} lost of ${x.acked}, p99 ${x.latency.p99Ms} ms`).join('; ')))
         const logs = cluster.nodes.map((x) => x.log()).join('\n').split('\n')
-        const unhandled = logs.filter((l) => /unhandled|uncaught/i.test(l) || /"level":60/.test(l))
+        // A crash prints a stack (not JSON) before "Node.js vX"; a fatal log line is level 60.
+        const unhandled = logs.filter((l) => /unhandled|uncaught/i.test(l) || /"level":60/.test(l) || (!l.startsWith('{') && /^\w*Error\b|^Error:/.test(l.trim())))
         const errors = logs.filter((l) => /"level":50/.test(l))
         const exits = cluster.nodes.filter((x) => !x.alive() || x.unexpectedExits() > 0).map((x) => x.nodeId)
-        rows.push(row('R12', '0 unhandled errors in node logs, no exits', `${unhandled.length} unhandled/uncaught/fatal lines, ${errors.length} error-level lines${unhandled.length ? `: ${unhandled[0].slice(0, 200)}` : ''}; ${exits.length ? `${exits.join(', ')} exited` : 'all nodes up'}`, unhandled.length === 0 && exits.length === 0, { errorSample: errors.slice(0, 5) }))
+        rows.push(row('R12', '0 unhandled errors in node logs, no exits', `${unhandled.length} unhandled/uncaught/fatal/crash lines, ${errors.length} error-level lines${unhandled.length ? `: ${unhandled[0].slice(0, 200)}` : ''}; ${exits.length ? `${exits.join(', ')} exited` : 'all nodes up'}`, unhandled.length === 0 && exits.length === 0, { errorSample: errors.slice(0, 5) }))
         rows.push(info('R12', 'load', `${Math.round(runMs / 1000)} s; QoS1 ${q1.acks.totalAcked} + QoS2 ${q2.acks.totalAcked} acked at ${rate * 0.8} msg/s; ${retained} retained updates; ${churned.length} clean clients churned over a population of ${population}`))
         return rows
       } finally {

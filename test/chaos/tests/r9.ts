@@ -71,7 +71,7 @@ export const r9: ChaosTest = {
         ctx.log(`R9: ${clients} clients (${users} users) connected in ${Date.now() - t0} ms`)
         const onN1 = conns.filter((x) => x.c.connected && Number(x.c.options.port) === n1.port)
         const before = await Promise.all([n2, n3].map(authCounts))
-        await Promise.all([n2, n3].map(lagP99Ms)) // resets the survivors' lag histograms
+        await Promise.all([n2, n3].map((n) => lagP99Ms(n).catch(() => NaN))) // resets the survivors' lag histograms
 
         const killed = Date.now()
         await n1.kill('SIGKILL')
@@ -102,7 +102,8 @@ export const r9: ChaosTest = {
         rows.push(row('R9', 'survivors event-loop lag p99 < 200 ms during the storm', `worst 1-s-interval p99 ${Number.isFinite(lagMax) ? lagMax.toFixed(1) : '?'} ms over ${lags.length} samples (n2, n3)`, lagMax < 200, { lags }))
         rows.push(row('R9', 'credential cache hit rate > 90% on the survivors', `${(hitRate * 100).toFixed(1)}%: ${cached} cached, ${hashed} hashed, ${shared} joined a check in flight; refused ${JSON.stringify(refusedKinds)}`, hitRate > 0.9))
         rows.push(info('R9', 'credentials', `${users} app users shared by ${clients} clients (CHAOS_R9_USERS); the cache is per node, so a client whose credentials a survivor has never seen costs one scrypt there`))
-        const exits = [n2, n3].filter((x) => !x.alive() || x.unexpectedExits() > 0).map((x) => x.nodeId)
+        // Why a node left: its fencing log line, or the last line it wrote (a crash prints a stack, not JSON).
+        const exits = [n2, n3].filter((x) => !x.alive() || x.unexpectedExits() > 0).map((x) => `${x.nodeId} (${/"event":"node\.exit_fenced"/.test(x.log()) ? 'fenced' : x.log().trim().split('\n').filter((l) => !l.startsWith('{') && /Error/.test(l))[0]?.slice(0, 120) ?? 'no reason logged'})`)
         rows.push(row('R9', 'survivors stay up', exits.length ? `${exits.join(', ')} exited` : 'n2 and n3 up', exits.length === 0))
         return rows
       } finally {
