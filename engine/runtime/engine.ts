@@ -39,7 +39,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.fr
   partitions: 64,
   leaseMs: 2000,
   renewMs: 500,
-  batchSize: 2000,
+  batchSize: 1000,
   readBlockMs: 100,
   rolloutTimeoutMs: 2000,
   tickMs: 250,
