@@ -16,6 +16,8 @@ export interface BrokerUnderTest {
   pids: number[]
   /** The Redis of a thingmesh cluster, for benchmarks that prepare data directly. */
   redisPort?: number
+  /** The last lines each node wrote on stderr, to explain a failure. */
+  logTail?(): string
   stop(): Promise<void>
 }
 
@@ -60,6 +62,7 @@ export async function cluster (size: number): Promise<BrokerUnderTest> {
     ports: nodes.map((n) => n.port),
     pids: nodes.map((n) => n.proc.pid!),
     redisPort: redis.port,
+    logTail: () => nodes.map((n) => `${n.nodeId}${n.proc.exitCode !== null || n.proc.signalCode !== null ? ` (exited ${n.proc.exitCode ?? n.proc.signalCode})` : ''}:\n${n.log().trim().split('\n').slice(-5).join('\n')}`).join('\n'),
     stop: async () => { await Promise.all(nodes.map((n) => n.kill(signal))); await redis.stop() },
   }
 }

@@ -306,9 +306,12 @@ for (let run = 0; run < RUNS; run++) {
             } else if (s === 'memory') record('memory', key, await memory(b))
             else record('retained', key, await retained(b))
             // A broker that died during the scenario did not finish it, whatever the clients counted.
-            if (!b.pids.every(alive)) for (const m of metrics) results.get(m)!.get(key)!.splice(-1, 1, { value: NaN, crashed: true })
+            if (!b.pids.every(alive)) {
+              process.stderr.write(`  a broker process died during ${s}\n${b.logTail?.() ?? ''}\n`)
+              for (const m of metrics) results.get(m)!.get(key)!.splice(-1, 1, { value: NaN, crashed: true })
+            }
           } catch (err) {
-            process.stderr.write(`  failed: ${(err as Error).message}\n`)
+            process.stderr.write(`  failed: ${(err as Error).message}\n${b.logTail?.() ?? ''}\n`)
             for (const m of metrics) record(m, key, { value: NaN, crashed: true })
           }
         }
