@@ -216,8 +216,10 @@ async function memory (b: BrokerUnderTest): Promise<Figure> {
 async function retained (b: BrokerUnderTest): Promise<Figure> {
   const pub = await connect(b.ports[0], { clientId: 'bench-ret-pub' })
   // QoS1 so every retained message is stored before the subscriber arrives.
-  for (let i = 0; i < RETAINED; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, RETAINED - i) }, (_, k) => pub.publishAsync(`bench/ret/${i + k}`, PAYLOAD, { qos: 1, retain: true })))
+  const stopAt = Date.now() + SCENARIO_TIMEOUT_MS
+  for (let i = 0; i < RETAINED && Date.now() < stopAt; i += 100) {
+    const window = Promise.all(Array.from({ length: Math.min(100, RETAINED - i) }, (_, k) => pub.publishAsync(`bench/ret/${i + k}`, PAYLOAD, { qos: 1, retain: true })))
+    if (await Promise.race([window, deadline(stopAt - Date.now())]) === 'timeout') throw new Error('retained messages not acknowledged in time')
   }
   await close(pub)
   const sub = await connect(last(b), { clientId: 'bench-ret-sub' })
