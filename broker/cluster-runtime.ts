@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
 import type { Metrics } from './metrics.ts'
-import { connectRedis, defineScripts } from './cluster/redis.ts'
+import { connectRedis, defineScripts, linkStalled } from './cluster/redis.ts'
 import { createKeys, type Keys } from './cluster/keys.ts'
 import { ClusterBus } from './cluster/bus.ts'
 import { InterestTable, type InterestChange } from './cluster/interest.ts'
@@ -154,7 +154,8 @@ export class ClusterRuntime {
     this.membership.on('fenced', () => {
       // Crash-only: the survivors own our clients' wills now. Drop everything
       // and exit; a restart comes back as a new incarnation with clean state.
-      for (const c of port.localClients()) c.close()
+      // The survivors published (or are publishing) these clients' wills: not again from here.
+      for (const c of port.localClients()) { c._disconnected = true; c.close() }
       this.log.fatal({ event: 'node.exit_fenced' }, 'exiting after being declared dead by the cluster')
       setTimeout(() => process.exit(3), 100)
     })
@@ -220,10 +221,10 @@ export class ClusterRuntime {
 
   health (): Record<string, unknown> & { ok: boolean } {
     const beatAge = Date.now() - (this.membership?.lastBeatOk ?? 0)
-    const redisOk = this.cmd.status === 'ready' && beatAge < this.config.deadAfterMs
+    const redisOk = this.cmd.status === 'ready' && !linkStalled(this.cmd) && beatAge < this.config.deadAfterMs
     const indexOk = !this.persistence.index.stale
     return {
-      ok: redisOk && this.subReady && indexOk,
+      ok: redisOk && this.subReady && !linkStalled(this.sub) && indexOk,
       redis: redisOk ? 'up' : 'down',
       pubsub: this.subReady ? 'up' : 'down',
       subscriptionIndex: indexOk ? 'current' : 'resyncing',

@@ -91,7 +91,7 @@ export class Membership extends EventEmitter {
     try {
       const info: MemberInfo = { v: 1, ...self, load: this.opts.load() }
       const [now, fenced, flat, reaped] = await this.r.heartbeat(
-        keys.alive, keys.nodes, keys.dead, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs), this.mayReap ? '1' : '0')
+        keys.alive, keys.nodes, keys.dead, keys.gone, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs), this.mayReap ? '1' : '0')
       this.okSince ??= Date.now()
       if (fenced === 1) {
         this.opts.log.error({ event: 'cluster.fenced', brokerId: self.brokerId }, 'this node was declared dead while unreachable; dropping its clients')

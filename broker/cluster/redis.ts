@@ -17,8 +17,13 @@ export interface RedisConnectionOptions {
 
 /** How often each connection is pinged, and how long a ping may go unanswered before the link counts as cut. */
 const WATCHDOG_EVERY_MS = 250
-/** A handshake (TCP up, ready check pending) stuck this long is retried; ioredis' connectTimeout ends at TCP connect. */
-const STALLED_HANDSHAKE_FACTOR = 2
+/** Connections whose watchdog ping has been unanswered for stallMs (and that were not replaced yet). */
+const stalled = new WeakSet<Redis>()
+
+/** True while the link is open but silent: to be reported as down (R5 wants a cut noticed within 2 s). */
+export function linkStalled (redis: Redis): boolean {
+  return stalled.has(redis)
+}
 
 /**
  * One place where Redis connections are made, with deliberate settings
@@ -32,10 +37,10 @@ const STALLED_HANDSHAKE_FACTOR = 2
  * - a command the caller already saw fail is not sent again after a
  *   reconnect (ioredis would replay it), so a refused publish is not written
  *   later behind the client's back;
- * - a watchdog pings every connection: a ping unanswered for
- *   `stallMs` (a link cut without a FIN/RST, or a paused server) marks the
- *   link down at once and reconnects, so /healthz turns 503 and PUBACKs stop
- *   within about stallMs, well before the command timeout;
+ * - a watchdog pings every connection: a ping unanswered for `stallMs` (a
+ *   link cut without a FIN/RST, or a paused server) marks the link stalled
+ *   (linkStalled: /healthz 503); unanswered for the command timeout, the
+ *   connection is replaced, so commands do not queue behind a dead socket;
  * - reconnects back off to 500 ms and never give up (a connection ioredis
  *   ends by itself is restarted);
  * - an outage is logged once when it starts and once, with its length, when it ends.
@@ -115,9 +120,14 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
   // The watchdog. Replies are read in the poll phase, after timers: a
   // verdict is only given from setImmediate, once this turn's replies were
   // read, so a stall of our own event loop is not taken for a cut link.
+  // A ping silent for stallMs marks the link stalled (/healthz 503, PUBACKs
+  // wait); only at the command timeout, when its commands fail anyway, is the
+  // connection replaced: an overloaded host that answers slowly must not be
+  // driven into a reconnect storm.
   let pingSentAt: number | null = null
   let statusSince = Date.now()
   let lastStatus = redis.status
+  const reconnectAfterMs = Math.max(stallMs, opts.commandTimeoutMs)
   const check = (): void => {
     const now = Date.now()
     if (redis.status !== lastStatus) { lastStatus = redis.status; statusSince = now }
@@ -125,20 +135,35 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
       if (pingSentAt === null) {
         const sent = now
         pingSentAt = sent
-        redis.ping().then(() => { if (pingSentAt === sent) pingSentAt = null }, () => { /* judged by its age */ })
+        redis.ping().then(() => {
+          if (pingSentAt !== sent) return
+          pingSentAt = null
+          if (stalled.has(redis)) {
+            stalled.delete(redis)
+            log.warn({ event: 'redis.unstalled', connection: opts.name, waitedMs: Date.now() - sent }, 'Redis link answering again')
+          }
+        }, () => { /* judged by its age */ })
       } else if (now - pingSentAt > stallMs) {
         setImmediate(() => {
           if (pingSentAt === null || redis.status !== 'ready' || closing) return
           const waited = Date.now() - pingSentAt
-          pingSentAt = null
-          markDown(`no reply to PING in ${waited} ms`)
-          log.warn({ event: 'redis.stalled', connection: opts.name, waitedMs: waited }, 'Redis link silent; reconnecting')
-          disconnect(true)
+          if (!stalled.has(redis)) {
+            stalled.add(redis)
+            log.warn({ event: 'redis.stalled', connection: opts.name, waitedMs: waited }, 'Redis link silent')
+          }
+          if (waited > reconnectAfterMs) {
+            pingSentAt = null
+            stalled.delete(redis)
+            markDown(`no reply to PING in ${waited} ms`)
+            log.warn({ event: 'redis.reconnect_silent', connection: opts.name, waitedMs: waited }, 'Redis link silent past the command timeout; reconnecting')
+            disconnect(true)
+          }
         })
       }
     } else {
       pingSentAt = null
-      if (redis.status === 'connect' && now - statusSince > stallMs * STALLED_HANDSHAKE_FACTOR) {
+      stalled.delete(redis)
+      if (redis.status === 'connect' && now - statusSince > 2 * reconnectAfterMs) {
         statusSince = now
         log.warn({ event: 'redis.handshake_stalled', connection: opts.name }, 'Redis handshake unanswered; reconnecting')
         disconnect(true)

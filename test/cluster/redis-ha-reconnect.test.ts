@@ -2,7 +2,7 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import type { Redis } from 'ioredis'
-import { connectRedis } from '../../broker/cluster/redis.ts'
+import { connectRedis, linkStalled } from '../../broker/cluster/redis.ts'
 import { startSentinel } from '../helpers/sentinel.ts'
 import { startProxy } from '../chaos/faults.ts'
 import { startRedis } from '../helpers/redis.ts'
@@ -67,12 +67,13 @@ t.test('a silently cut link is noticed within half the command timeout and recov
 
   const cutAt = Date.now()
   proxy.set('drop')
-  await waitFor(() => redis.status !== 'ready', 'the cut to be noticed', 5000, 10)
+  await waitFor(() => linkStalled(redis), 'the cut to be noticed', 5000, 10)
   const noticedMs = Date.now() - cutAt
   t.comment(`silent cut noticed after ${noticedMs} ms (command timeout 2000 ms)`)
   t.ok(noticedMs <= 2000, `noticed within 2 s (${noticedMs} ms)`)
   t.ok(events().includes('redis.stalled'), 'logged as a stalled link')
   await t.rejects(redis.set('during', 'cut'), 'a command during the cut fails (command timeout)')
+  await waitFor(() => events().includes('redis.reconnect_silent'), 'the silent connection to be replaced', 10_000, 10)
 
   proxy.set('pass')
   await waitFor(() => redis.status === 'ready', 'reconnected after the heal', 15_000)
