@@ -48,6 +48,8 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.fr
 
 /** Log entries processed between two yields to the event loop (about 5-10 ms of work). */
 const YIELD_AFTER = 200
+/** Engine outputs published per event-loop turn, about (see publishSlot). */
+const PUBLISH_PER_TURN = 400
 
 export interface EngineHost {
   log: Logger
@@ -315,7 +317,27 @@ export class ThingEngine implements EngineApi {
     }
   }
 
+  private publishBudget = PUBLISH_PER_TURN
+  private budgetResetQueued = false
+
+  /**
+   * Publishing through aedes is synchronous work, and the commits of a round
+   * complete together: without pacing, every partition's outbox would be
+   * published in one turn, a block long enough on a starved CPU for Redis
+   * command timeouts to fire before their replies are read. At most about
+   * PUBLISH_PER_TURN messages go out per event-loop turn.
+   */
+  private async publishSlot (n: number): Promise<void> {
+    while (this.publishBudget <= 0) await new Promise<void>((resolve) => setImmediate(resolve))
+    this.publishBudget -= n
+    if (!this.budgetResetQueued) {
+      this.budgetResetQueued = true
+      setImmediate(() => { this.publishBudget = PUBLISH_PER_TURN; this.budgetResetQueued = false })
+    }
+  }
+
   private async publishAll (batch: readonly OutMessage[], stateOf: (thingId: string) => ThingState | undefined): Promise<void> {
+    await this.publishSlot(batch.length)
     const sends: Array<Promise<void>> = []
     for (const m of batch) {
       const out = renderState(m, stateOf)

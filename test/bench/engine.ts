@@ -44,8 +44,11 @@ writeFileSync(moduleFile, JSON.stringify({
 }))
 
 const redis = await startRedis()
+// A run that dies (a failed start, the 20-minute limit) leaves no server behind.
+process.on('exit', () => { redis.proc.kill('SIGKILL') })
 const startedAt = Date.now()
 const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' }, execArgv: CPU_PROF !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] })
+process.on('exit', () => { if (node.proc.exitCode === null) node.proc.kill('SIGKILL') })
 out(`engine bench: ${THINGS} things x 10 properties, 3 rules, ${PARTITIONS} partitions, one node on Redis ${redis.url}`)
 out(`node started with the module imported in ${Date.now() - startedAt} ms`)
 const r = redis.client()
