@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { killWithTest } from './children.ts'
 import { fileURLToPath } from 'node:url'
 import { freePort } from './ports.ts'
 import { waitFor } from './wait.ts'
@@ -41,7 +42,7 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
   // The node runs as in production: tap injects its loaders through
   // NODE_OPTIONS into every child it sees spawned; `env -u` (which execs, so
   // the PID is the node's) drops them.
-  const proc = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(opts.execArgv ?? []), BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } })
+  const proc = killWithTest(spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(opts.execArgv ?? []), BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } }))
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))

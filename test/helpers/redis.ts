@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { killWithTest } from './children.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +30,7 @@ export async function startRedis (extraArgs: string[] = []): Promise<TestRedis> 
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tm-redis-'))
   const clients: Redis[] = []
-  const launch = (): ChildProcess => spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs], { stdio: 'ignore' })
+  const launch = (): ChildProcess => killWithTest(spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs], { stdio: 'ignore' }))
   const r: TestRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,

@@ -4,6 +4,7 @@
 // every replica, so a fault injected right after start meets a full quorum.
 // stop() SIGCONTs and SIGKILLs everything it started and removes its files.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { killWithTest } from './children.ts'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,7 +48,7 @@ export interface SentinelOptions {
 }
 
 function proc (port: number, args: string[]): RedisProcess {
-  const p = spawn(redisServerPath(), args, { stdio: 'ignore' })
+  const p = killWithTest(spawn(redisServerPath(), args, { stdio: 'ignore' }))
   p.on('error', () => {})
   const r: RedisProcess = {
     port,
