@@ -41,8 +41,12 @@ try {
     let refused = 0
     const clients = await Promise.all(Array.from({ length: CLIENTS }, (_v, i) => new Promise<MqttClient | null>((resolve) => {
       const c = mqtt.connect({ host: '127.0.0.1', port: node.port, clientId: `storm-${i}`, username: `bench${i % USERS}`, password: `bench-password-${i % USERS}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 60_000 })
-      c.once('connect', () => resolve(c))
-      c.once('error', (err) => { if (refused++ < 3) console.log(`  refused: ${err.message}`); c.end(true); resolve(null) })
+      let settled = false
+      const fail = (why: string): void => { if (settled) return; settled = true; if (refused++ < 3) console.log(`  refused: ${why}`); c.end(true); resolve(null) }
+      c.once('error', (err) => fail(err.message))
+      // A connect timeout or a reset before CONNACK closes without 'error' when reconnecting is off.
+      c.once('close', () => fail('closed before CONNACK'))
+      c.once('connect', () => { if (settled) return; settled = true; resolve(c) })
     })))
     const ms = Date.now() - t0
     clearInterval(poll)
