@@ -3,7 +3,16 @@
 // replays the log in order, records the version it runs, and says so on the
 // engine channel; a writer appends with compare-and-set on the version and
 // then waits for the live nodes to confirm.
+//
+// Notices are only hints. Pub/sub keeps nothing while a link is down, and a
+// Sentinel failover with asynchronous replication can hand over a primary
+// that lacks the newest versions: each version carries a write id, and a
+// node re-reads the log head (version + ids) after every reconnect and every
+// `resyncMs`. Behind -> it catches up; Redis behind, or a version number now
+// naming another write -> it reloads Redis's definitions whole and says so
+// (ENGINE_DEFINITIONS_LOST), instead of refusing every later write.
 
+import { randomBytes } from 'node:crypto'
 import { Definitions, EngineError, type DefinitionChange } from '../index.ts'
 import type { Logger } from '../../broker/log.ts'
 import type { RolloutReport } from './api.ts'
@@ -20,12 +29,22 @@ export interface DefinitionsSyncOptions {
   onChange: (defs: Definitions, previous: Definitions) => void
   /** A tool (the import CLI), not a node: it never claims to run a version. */
   observer?: boolean
+  /** How often the log head is compared with this node's version, notices or not (0 = never). */
+  resyncMs?: number
 }
+
+/** Default resyncMs: one cheap script call per node; bounds how long a lost notice delays a node. */
+export const DEFAULT_RESYNC_MS = 2000
+
+interface Head { version: number, atId: string, headId: string }
 
 const MAX_CAS_ATTEMPTS = 5
 
 export class DefinitionsSync {
   defs: Definitions = Definitions.empty()
+  /** Write id of `defs.version` in the store ('' = none: version 0, or written by a release without ids). */
+  private id = ''
+  private resyncTimer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private again = false
   private waiters = new Set<() => void>()
@@ -34,8 +53,29 @@ export class DefinitionsSync {
 
   constructor (private readonly o: DefinitionsSyncOptions) {
     o.store.onNotice((msg) => {
-      if (msg.t === 'defs' && msg.version > this.defs.version) void this.catchUp().catch(() => {})
+      // Not only a higher version: after a failover a lower or equal number may be another history.
+      if (msg.t === 'defs' && msg.version !== this.defs.version) void this.catchUp().catch(() => {})
       if (msg.t === 'applied') for (const w of this.waiters) w()
+    })
+    if (o.store.defsHead === undefined) return
+    o.store.onReconnect?.(() => { this.resync('reconnect') })
+    const every = o.resyncMs ?? DEFAULT_RESYNC_MS
+    if (every > 0 && o.observer !== true) {
+      this.resyncTimer = setInterval(() => { this.resync('timer') }, every)
+      this.resyncTimer.unref()
+    }
+  }
+
+  /** Stops the periodic check (the store is closed after this). */
+  stop (): void {
+    if (this.resyncTimer !== null) clearInterval(this.resyncTimer)
+    this.resyncTimer = null
+  }
+
+  private resync (why: 'reconnect' | 'timer'): void {
+    this.catchUp().catch((err: Error) => {
+      // Redis away: the next reconnect or tick tries again.
+      this.o.log.debug({ event: 'engine.definitions_resync_failed', why, err: err.message }, 'definitions re-check failed')
     })
   }
 
@@ -54,21 +94,55 @@ export class DefinitionsSync {
   }
 
   private async catchUpOnce (): Promise<void> {
-    const target = await this.o.store.defsVersion()
-    if (target > this.defs.version) {
-      const batches = await this.o.store.defsChanges(this.defs.version + 1, target)
-      let d = this.defs
-      for (const b of batches) d = d.apply(b)
-      this.install(d)
+    const store = this.o.store
+    if (store.defsHead === undefined) {
+      const target = await store.defsVersion()
+      if (target > this.defs.version) await this.advance(target, '')
+    } else {
+      const head = await store.defsHead(this.defs.version)
+      if (head.version < this.defs.version || head.atId !== this.id) await this.reload(head)
+      else if (head.version > this.defs.version) await this.advance(head.version, head.headId)
     }
     if (this.o.observer === true) return
-    await this.o.store.defsMarkApplied(this.o.brokerId, this.defs.version)
-    await this.o.store.notify({ t: 'applied', version: this.defs.version, b: this.o.brokerId })
+    await store.defsMarkApplied(this.o.brokerId, this.defs.version)
+    await store.notify({ t: 'applied', version: this.defs.version, b: this.o.brokerId })
   }
 
-  private install (d: Definitions): void {
+  /** Replays the versions after this node's up to `target`. */
+  private async advance (target: number, targetId: string): Promise<void> {
+    const batches = await this.o.store.defsChanges(this.defs.version + 1, target)
+    let d = this.defs
+    for (const b of batches) d = d.apply(b)
+    this.install(d, targetId)
+  }
+
+  /**
+   * The store does not hold this node's history any more (a failover lost
+   * versions, maybe reused their numbers): Redis is the truth, so the whole
+   * log is replayed from version 1 and what this node loses is reported.
+   */
+  private async reload (head: Head): Promise<void> {
+    const had = this.defs
+    const hadId = this.id
+    const batches = await this.o.store.defsChanges(1, head.version)
+    let d = Definitions.empty()
+    for (const b of batches) d = d.apply(b)
+    this.o.log.warn({
+      event: 'engine.definitions_lost',
+      code: 'ENGINE_DEFINITIONS_LOST',
+      had: had.version,
+      hadId,
+      now: head.version,
+      nowId: head.headId,
+      changed: changedIds(had, d),
+    }, `definitions version ${had.version} this node ran is not in Redis any more (failover?); reloaded version ${head.version} from Redis: the changes listed in 'changed' were lost and must be made again`)
+    this.install(d, head.headId)
+  }
+
+  private install (d: Definitions, id: string): void {
     const previous = this.defs
     this.defs = d
+    this.id = id
     this.o.log.info({ event: 'engine.definitions_applied', version: d.version }, 'definitions version applied')
     this.o.onChange(d, previous)
   }
@@ -83,11 +157,15 @@ export class DefinitionsSync {
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
         await this.catchUp()
         const base = this.defs
+        const baseId = this.id
         const next = validate(base)
-        if (await this.o.store.defsPut(base.version, changes)) {
+        const id = randomBytes(8).toString('hex')
+        // The CAS is on Redis's version and the write id of the version this
+        // batch was validated against, in one script: never on this node's memory alone.
+        if (await this.o.store.defsPut(base.version, changes, { expectedId: baseId, id })) {
           // Nobody wrote in between, so `next` is exactly what replaying the
           // log gives: install it instead of validating everything again.
-          if (this.defs === base) this.install(next)
+          if (this.defs === base) this.install(next, id)
           else await this.catchUp()
           if (this.o.observer !== true) await this.o.store.defsMarkApplied(this.o.brokerId, this.defs.version)
           await this.o.store.notify({ t: 'defs', version: next.version })
@@ -119,4 +197,11 @@ export class DefinitionsSync {
       })
     }
   }
+}
+
+/** Ids of the templates, things and rules that differ between two snapshots (for the lost-versions report). */
+function changedIds (a: Definitions, b: Definitions): { templates: string[], things: string[], rules: string[] } {
+  const diff = <T>(x: ReadonlyMap<string, T>, y: ReadonlyMap<string, T>): string[] =>
+    [...new Set([...x.keys(), ...y.keys()])].filter((k) => JSON.stringify(x.get(k)) !== JSON.stringify(y.get(k))).sort()
+  return { templates: diff(a.templates, b.templates), things: diff(a.things, b.things), rules: diff(a.rules, b.rules) }
 }

@@ -95,7 +95,13 @@ export class ThingEngine implements EngineApi {
       log: this.log,
       liveNodes: () => host.liveNodes(),
       rolloutTimeoutMs: options.rolloutTimeoutMs,
-      onChange: (defs) => { this.scheduled = scheduledThings(defs, options.partitions) },
+      onChange: (defs, previous) => {
+        this.scheduled = scheduledThings(defs, options.partitions)
+        // Not forward: Redis's definitions were reloaded (a failover lost
+        // versions), and a version number may come back naming other
+        // definitions, so cached states are reconciled again on next use.
+        if (defs.version <= previous.version) for (const p of this.parts.values()) for (const c of p.cache.values()) c.defVersion = -1
+      },
     })
   }
 
@@ -121,6 +127,7 @@ export class ThingEngine implements EngineApi {
     this.running = false
     if (this.beatTimer) clearInterval(this.beatTimer)
     if (this.tickTimer) clearInterval(this.tickTimer)
+    this.sync.stop()
     await this.loopDone
     await this.beating
     const held = new Map<number, number>()

@@ -8,6 +8,7 @@ export const RUNTIME_ERRORS = {
   ENGINE_BACKLOG_FULL: 'the partition log is full; the write was not accepted',
   ENGINE_NOT_READY: 'the engine is not running on this node',
   ENGINE_STORE_FAILED: 'the engine store could not be reached',
+  ENGINE_DEFINITIONS_LOST: 'the store lost definition versions this node had applied (a failover); this node now runs the store\'s',
 } as const
 
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERRORS

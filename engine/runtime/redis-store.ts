@@ -20,6 +20,7 @@ interface Scripts {
   beat(k1: string, k2: string, k3: string, ...args: string[]): Promise<[string[], string[]]>
   outboxAck(k1: string, k2: string, ...args: string[]): Promise<number>
   defsPut(k1: string, k2: string, ...args: string[]): Promise<[number, number]>
+  defsHead(k1: string, k2: string, ...args: string[]): Promise<[number, string, string]>
   commit(numKeys: number, ...keysAndArgs: string[]): Promise<number>
 }
 
@@ -62,6 +63,7 @@ export class RedisStore implements EngineStore {
   private readonly k: EngineKeys
   private readonly partitionOfKey = new Map<string, number>()
   private noticeHandlers: Array<(msg: { t: string, version: number, b?: string }) => void> = []
+  private reconnectHandlers: Array<() => void> = []
   private pending: PendingAppend[] = []
   private flushScheduled = false
 
@@ -76,6 +78,19 @@ export class RedisStore implements EngineStore {
       // Notices are versioned: a node of another release ignores what it cannot read.
       if (msg.v !== 1 || typeof msg.t !== 'string' || typeof msg.version !== 'number') return
       for (const h of this.noticeHandlers) h(msg as { t: string, version: number, b?: string })
+    })
+    // A notice published while a link was down is gone for good (pub/sub
+    // keeps nothing), and after a failover the new primary may hold another
+    // history: whoever listens re-reads the log head.
+    const up = { cmd: o.cmd.status === 'ready', sub: o.sub.status === 'ready' }
+    const back = (): void => { for (const h of this.reconnectHandlers) h() }
+    o.cmd.on('ready', () => { if (up.cmd) back(); up.cmd = true })
+    o.sub.on('ready', () => {
+      if (!up.sub) { up.sub = true; return }
+      // ioredis resubscribes right after emitting 'ready': a PING queued
+      // behind the SUBSCRIBE answers once notices flow again, and a read made
+      // then misses nothing.
+      setImmediate(() => { o.sub.ping().then(back, () => { /* down again: the next 'ready' */ }) })
     })
   }
 
@@ -309,9 +324,20 @@ export class RedisStore implements EngineStore {
     return out
   }
 
-  async defsPut (expected: number, changes: readonly DefinitionChange[]): Promise<boolean> {
-    const [ok] = await this.s.defsPut(this.k.defsVersion, this.k.defsLog, String(expected), JSON.stringify(changes))
+  async defsPut (expected: number, changes: readonly DefinitionChange[], ids?: { expectedId: string, id: string }): Promise<boolean> {
+    const args = [String(expected), JSON.stringify(changes)]
+    if (ids !== undefined) args.push(ids.expectedId, ids.id)
+    const [ok] = await this.s.defsPut(this.k.defsVersion, this.k.defsLog, ...args)
     return ok === 1
+  }
+
+  async defsHead (at: number): Promise<{ version: number, atId: string, headId: string }> {
+    const [version, atId, headId] = await this.s.defsHead(this.k.defsVersion, this.k.defsLog, String(at))
+    return { version: Number(version), atId, headId }
+  }
+
+  onReconnect (handler: () => void): void {
+    this.reconnectHandlers.push(handler)
   }
 
   async defsMarkApplied (brokerId: string, version: number): Promise<void> {
@@ -333,6 +359,7 @@ export class RedisStore implements EngineStore {
 
   async close (): Promise<void> {
     this.noticeHandlers = []
+    this.reconnectHandlers = []
     // The reader may sit in a blocking XREAD: disconnect instead of QUIT.
     this.o.reader.disconnect()
     await Promise.allSettled([this.o.sub.quit(), this.o.cmd.quit()])

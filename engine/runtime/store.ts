@@ -68,8 +68,19 @@ export interface EngineStore {
   defsVersion(): Promise<number>
   /** Change batches for versions from..to (inclusive), in order. */
   defsChanges(from: number, to: number): Promise<DefinitionChange[][]>
-  /** Appends a batch as version expected + 1; false if the version moved meanwhile. */
-  defsPut(expected: number, changes: readonly DefinitionChange[]): Promise<boolean>
+  /**
+   * Appends a batch as version expected + 1; false if the version moved
+   * meanwhile (or, with `ids`, if version `expected` is not the write
+   * `expectedId`). `ids.id` names the new version's write.
+   */
+  defsPut(expected: number, changes: readonly DefinitionChange[], ids?: { expectedId: string, id: string }): Promise<boolean>
+  /**
+   * The current version and the write ids ('' = none) of version `at` and of
+   * the current version. A store without it has one history (no failover).
+   */
+  defsHead?(at: number): Promise<{ version: number, atId: string, headId: string }>
+  /** Called when a link came back: notices sent meanwhile were lost. */
+  onReconnect?(handler: () => void): void
   defsMarkApplied(brokerId: string, version: number): Promise<void>
   defsApplied(): Promise<Map<string, number>>
   /** Tells every node a new version exists, and that `brokerId` applied one. */
