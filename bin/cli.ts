@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { envOf, flagOf, loadConfig, optionSpecs } from '../broker/config.ts'
 import { isThingmeshError } from '../broker/errors.ts'
 import { createLogger } from '../broker/log.ts'
-import { startNode } from '../broker/node.ts'
+import { startNode, surviveUnhandledRejections } from '../broker/node.ts'
 import { registerAdmin } from './commands/admin.ts'
 import { registerUsers } from './commands/users.ts'
 
@@ -29,6 +29,7 @@ start.action(async (opts: Record<string, unknown>) => {
   const config = loadConfig({ cli, env: process.env, file: file as string | undefined })
   const log = createLogger(config.logLevel)
   const node = await startNode(config, log)
+  surviveUnhandledRejections(log, node.metrics)
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

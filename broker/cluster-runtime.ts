@@ -113,6 +113,7 @@ export class ClusterRuntime {
       },
       onIndexStale: () => metrics.indexResyncs.inc(),
       onReadFailed: (what, err) => log.warn({ event: 'persistence.read_failed', what, err: err.message }, 'a read from Redis failed'),
+      onWriteFailed: (what, clientId, err) => log.warn({ event: 'persistence.write_failed', what, clientId, err: err.message, code: 'BROKER_REDIS_UNAVAILABLE' }, 'a write to Redis failed and was given up'),
     })
     this.sessions = new SessionRegistry(this.cmd, this.keys, brokerId)
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message))

@@ -31,6 +31,7 @@ export function createMetrics () {
     takeovers: new Counter({ name: 'thingmesh_session_takeovers_total', help: 'connections closed because their client id connected elsewhere', registers: [registry] }),
     willsPublished: new Counter({ name: 'thingmesh_dead_node_wills_total', help: 'wills this node published for clients of dead nodes', registers: [registry] }),
     indexResyncs: new Counter({ name: 'thingmesh_subscription_index_resyncs_total', help: 'rebuilds of the subscription index from Redis', registers: [registry] }),
+    unhandledRejections: new Counter({ name: 'thingmesh_unhandled_rejections_total', help: 'promise rejections nothing handled (bugs; each is logged with code BROKER_UNHANDLED_REJECTION)', registers: [registry] }),
     pubsubCuts: new Counter({ name: 'thingmesh_pubsub_reconnects_total', help: 'times the Redis pub/sub link was lost and re-established', registers: [registry] }),
     auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, ok_shared, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
     authQueue: new Gauge({ name: 'thingmesh_auth_hash_queue', help: 'password hashes waiting for a slot', registers: [registry] }),

@@ -45,6 +45,8 @@ export interface RedisPersistenceOptions {
   onDropped?: (clientId: string, count: number) => void
   onIndexStale?: () => void
   onReadFailed?: (what: string, err: Error) => void
+  /** A write that had to be given up on because its caller cannot take the error (see delWill). */
+  onWriteFailed?: (what: string, clientId: string, err: Error) => void
 }
 
 const RETAINED_SCAN = 1000
@@ -440,7 +442,17 @@ export class RedisPersistence {
    * when a connection ends (only that broker's will may go).
    */
   async delWill (client: ClientRef & { brokerId?: string }): Promise<Packet | undefined> {
-    return (await this.takeWill(client.id, client.brokerId ?? ''))?.packet
+    try {
+      return (await this.takeWill(client.id, client.brokerId ?? ''))?.packet
+    } catch (err) {
+      // Never rejects: aedes' CONNECT runs `delWill(client).finally(...)` and
+      // handles nothing, so a Redis command timeout here was an unhandled
+      // rejection that killed the node (chaos R12). aedes goes on regardless
+      // (it stores the new will next, which fails the CONNECT if Redis is
+      // still away); its other callers ignore the outcome too.
+      this.opts.onWriteFailed?.('delWill', client.id, err as Error)
+      return undefined
+    }
   }
 
   /** Atomically removes a will if `brokerId` (or anyone, with '') holds it. */
