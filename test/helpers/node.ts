@@ -45,7 +45,14 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
   const proc = killWithTest(spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(opts.execArgv ?? []), BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } }))
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  let killedByTest = false
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, signal) => {
+    // A node that fails on its own (a crash, a fence) is the usual cause of a
+    // confusing failure later in the file (ECONNREFUSED, timeouts): say so
+    // with its last log lines, which tap shows with the test's output.
+    if (!killedByTest && code !== 0) process.stderr.write(`\n# node ${nodeId} exited by itself (code ${code}, signal ${signal}); last log lines:\n${stderr.trimEnd().split('\n').slice(-25).map((l) => `#   ${l.slice(0, 400)}`).join('\n')}\n`)
+    resolve(code)
+  }))
   const node: NodeProcess = {
     nodeId, port, httpPort, proc, exited,
     log: () => stderr,
@@ -57,6 +64,7 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
       return (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
     },
     async kill (signal = 'SIGKILL') {
+      killedByTest = true
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
       return exited
     },
