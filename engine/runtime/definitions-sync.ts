@@ -104,7 +104,7 @@ export class DefinitionsSync {
       else if (head.version > this.defs.version) await this.advance(head.version, head.headId)
     }
     if (this.o.observer === true) return
-    await store.defsMarkApplied(this.o.brokerId, this.defs.version)
+    await store.defsMarkApplied(this.o.brokerId, this.defs.version, this.id)
     await store.notify({ t: 'applied', version: this.defs.version, b: this.o.brokerId })
   }
 
@@ -167,9 +167,9 @@ export class DefinitionsSync {
           // log gives: install it instead of validating everything again.
           if (this.defs === base) this.install(next, id)
           else await this.catchUp()
-          if (this.o.observer !== true) await this.o.store.defsMarkApplied(this.o.brokerId, this.defs.version)
+          if (this.o.observer !== true) await this.o.store.defsMarkApplied(this.o.brokerId, this.defs.version, this.id)
           await this.o.store.notify({ t: 'defs', version: next.version })
-          return await this.waitRollout(next.version)
+          return await this.waitRollout(next.version, this.o.rolloutTimeoutMs, id)
         }
       }
       throw new EngineError('ENGINE_VERSION_CONFLICT', `definitions kept changing; gave up after ${MAX_CAS_ATTEMPTS} attempts`)
@@ -179,14 +179,27 @@ export class DefinitionsSync {
     return p
   }
 
-  /** Waits until every live node runs `version` or the rollout timeout passes. */
-  async waitRollout (version: number, timeoutMs = this.o.rolloutTimeoutMs): Promise<RolloutReport> {
+  /**
+   * Waits until every live node runs `version` or the rollout timeout passes.
+   * With `id` (the write id of `version`), a node that says it runs that
+   * number with another id still runs a version a failover lost: not applied.
+   */
+  async waitRollout (version: number, timeoutMs = this.o.rolloutTimeoutMs, id?: string): Promise<RolloutReport> {
     const deadline = Date.now() + timeoutMs
+    const store = this.o.store
     for (;;) {
-      const applied = await this.o.store.defsApplied()
+      const applied = store.defsAppliedWithIds !== undefined
+        ? await store.defsAppliedWithIds()
+        : new Map([...(await store.defsApplied())].map(([b, v]) => [b, { version: v } as { version: number, id?: string }]))
       const live = [...new Set([...this.o.liveNodes(), ...(this.o.observer === true ? [] : [this.o.brokerId])])].sort()
-      const appliedBy = live.filter((b) => (applied.get(b) ?? 0) >= version)
-      const missing = live.filter((b) => (applied.get(b) ?? 0) < version)
+      const runs = (b: string): boolean => {
+        const a = applied.get(b)
+        if (a === undefined || a.version < version) return false
+        // No recorded id: a node of a release without write ids, counted by number.
+        return a.version > version || id === undefined || a.id === undefined || a.id === id
+      }
+      const appliedBy = live.filter(runs)
+      const missing = live.filter((b) => !runs(b))
       const left = deadline - Date.now()
       if (missing.length === 0 || left <= 0) return { version, appliedBy, missing }
       // Woken by an 'applied' notice, or polls again: a lost notice only delays.

@@ -54,6 +54,9 @@ function stateHead (s: ThingState): string {
   return JSON.stringify({ v: s.v, thingId: s.thingId, seq: s.seq, rules: s.rules, alerts: s.alerts, shadow: s.shadow })
 }
 
+/** `eng:defs:applied` field of a node's write id, next to its version (broker ids are node ids: no '#'). */
+const APPLIED_ID_SUFFIX = '#id'
+
 /** Most entries one ingest script call carries: bounds the command size and the time Redis spends in one script. */
 const INGEST_BATCH_MAX = 512
 
@@ -340,13 +343,24 @@ export class RedisStore implements EngineStore {
     this.reconnectHandlers.push(handler)
   }
 
-  async defsMarkApplied (brokerId: string, version: number): Promise<void> {
-    await this.o.cmd.hset(this.k.defsApplied, brokerId, String(version))
+  async defsMarkApplied (brokerId: string, version: number, id?: string): Promise<void> {
+    if (id === undefined) await this.o.cmd.hset(this.k.defsApplied, brokerId, String(version))
+    else await this.o.cmd.hset(this.k.defsApplied, brokerId, String(version), brokerId + APPLIED_ID_SUFFIX, id)
   }
 
   async defsApplied (): Promise<Map<string, number>> {
+    return new Map([...(await this.defsAppliedWithIds())].map(([b, a]) => [b, a.version]))
+  }
+
+  async defsAppliedWithIds (): Promise<Map<string, { version: number, id?: string }>> {
     const flat = await this.o.cmd.hgetall(this.k.defsApplied)
-    return new Map(Object.entries(flat).map(([b, v]) => [b, Number(v)]))
+    const out = new Map<string, { version: number, id?: string }>()
+    for (const [b, v] of Object.entries(flat)) {
+      if (b.endsWith(APPLIED_ID_SUFFIX)) continue
+      const id = flat[b + APPLIED_ID_SUFFIX]
+      out.set(b, id === undefined ? { version: Number(v) } : { version: Number(v), id })
+    }
+    return out
   }
 
   async notify (msg: { t: 'defs', version: number } | { t: 'applied', version: number, b: string }): Promise<void> {

@@ -81,8 +81,11 @@ export interface EngineStore {
   defsHead?(at: number): Promise<{ version: number, atId: string, headId: string }>
   /** Called when a link came back: notices sent meanwhile were lost. */
   onReconnect?(handler: () => void): void
-  defsMarkApplied(brokerId: string, version: number): Promise<void>
+  /** `id`: the write id of `version` this node runs (see defsHead). */
+  defsMarkApplied(brokerId: string, version: number, id?: string): Promise<void>
   defsApplied(): Promise<Map<string, number>>
+  /** Like defsApplied, with the write id each node recorded (none: a release without ids). */
+  defsAppliedWithIds?(): Promise<Map<string, { version: number, id?: string }>>
   /** Tells every node a new version exists, and that `brokerId` applied one. */
   notify(msg: { t: 'defs', version: number } | { t: 'applied', version: number, b: string }): Promise<void>
   onNotice(handler: (msg: { t: string, version: number, b?: string }) => void): void

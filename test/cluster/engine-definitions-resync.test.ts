@@ -110,3 +110,22 @@ t.test('a version number reused by another write: nodes reload it', async (t) =>
   t.equal(next.appliedBy.length, 3)
   t.same(await versions(), [5, 5, 5])
 })
+
+t.test('a node recorded on a version number with another write id is not counted as having applied it', async (t) => {
+  const cmd = redis.client()
+  const sub = redis.client()
+  defineScripts(cmd, ENGINE_LUA_DIR)
+  const store = new RedisStore({ cmd, reader: cmd, sub, keys: createKeys('thingmesh').engine, partitions: 64, backlogMax: 1, historyMax: 1, historyMaxAgeMs: 0, leaseMs: 1 })
+  const sync = new DefinitionsSync({ store, brokerId: 'probe', observer: true, log: createLogger('silent'), liveNodes: () => ['ghost'], rolloutTimeoutMs: 200, onChange: () => {} })
+  const version = Number(await r.get(K + 'defs:version'))
+  const id = await r.hget(K + 'defs:log', 'id:' + version)
+  t.ok(id !== null && id.length > 0, `version ${version} has a write id`)
+  // What a node that ran a version a failover lost leaves behind: the same number, its own id.
+  await r.hset(K + 'defs:applied', 'ghost', String(version), 'ghost#id', 'lost-write')
+  t.same(await sync.waitRollout(version, 200, id!), { version, appliedBy: [], missing: ['ghost'] }, 'missing while it runs the lost write')
+  await r.hset(K + 'defs:applied', 'ghost#id', id!)
+  t.same(await sync.waitRollout(version, 200, id!), { version, appliedBy: ['ghost'], missing: [] }, 'applied once it runs the stored one')
+  t.same((await store.defsApplied()).has('ghost#id'), false, 'the id fields are not listed as nodes')
+  await r.hdel(K + 'defs:applied', 'ghost', 'ghost#id')
+  await store.close()
+})
