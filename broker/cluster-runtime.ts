@@ -44,6 +44,7 @@ export class ClusterRuntime {
   private subReady = false
   /** When the command link last became ready (start or end of an outage). */
   private cmdUpAt = 0
+  private cmdEverUp = false
   private subEverReady = false
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
@@ -73,7 +74,12 @@ export class ClusterRuntime {
     this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
-      onUp: () => { metrics.redisUp.set(1); this.cmdUpAt = Date.now() }, onDown: () => metrics.redisUp.set(0),
+      // cmdUpAt marks a reconnect, not the first connect: publishFrame's retry
+      // window is for the moments after a failover, and at start a peer whose
+      // pub/sub link Redis cut would otherwise stall our PUBACKs until it is
+      // declared dead (defects.test.ts, defect 12).
+      onUp: () => { metrics.redisUp.set(1); if (this.cmdEverUp) this.cmdUpAt = Date.now(); this.cmdEverUp = true },
+      onDown: () => metrics.redisUp.set(0),
     })
     this.sub = connectRedis({
       url, name: `thingmesh:${config.nodeId}:sub`, commandTimeoutMs: config.redisCommandTimeoutMs, log, subscriber: true,
