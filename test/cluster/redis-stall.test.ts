@@ -114,12 +114,25 @@ t.test('Redis paused past the command timeout under light activity: nodes stay u
       if (c.connected) {
         c.publish(`stall/${tag}`, String(i), { qos: 1 })
         c.publish(`stall/${tag}/0`, String(i), { qos: 0 })
-        await c.subscribeAsync(`stall/${tag}/${i}`, { qos: 1 }).catch(() => {})
+        await settled(c, c.subscribeAsync(`stall/${tag}/${i}`, { qos: 1 }))
       }
       // Half leave cleanly, half drop (their will is published, their release races the stall).
-      if (i % 2 === 0) await c.endAsync().catch(() => {})
-      else { c.stream.destroy(); await c.endAsync(true).catch(() => {}) }
+      if (i % 2 === 0) await settled(c, c.endAsync())
+      else { c.stream.destroy(); await settled(c, c.endAsync(true)) }
     }
+  }
+  // mqtt.js never settles a persistent client's pending SUBSCRIBE or
+  // graceful end once the connection is gone without reconnecting (it keeps
+  // them for a resend): a connection the broker closed during the stall would
+  // hang the loop. Each step ends when it settles, the client closes, or 5 s.
+  const settled = async (c: mqtt.MqttClient, p: Promise<unknown>): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      p.catch(() => {}),
+      new Promise<void>((resolve) => { if (c.disconnected || !c.connected) resolve(); c.once('close', () => resolve()) }),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, 5000) }),
+    ])
+    clearTimeout(timer)
   }
   const activity = Promise.all([loop(A.port, 'a'), loop(B.port, 'b')])
   await waitFor(() => rounds >= 10, 'activity under way', 20_000)
