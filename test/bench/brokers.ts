@@ -22,7 +22,7 @@ export interface BrokerUnderTest {
 }
 
 /** Benchmarks measure the broker, not its abuse limits. */
-const NO_LIMITS = ['--log-level', 'warn', '--publish-rate-per-client', '0', '--connect-rate-per-ip', '0', '--max-connections-per-ip', '0', '--max-connections', '0', '--max-subscriptions-per-client', '0']
+export const NO_LIMITS = ['--log-level', 'warn', '--publish-rate-per-client', '0', '--connect-rate-per-ip', '0', '--max-connections-per-ip', '0', '--max-connections', '0', '--max-subscriptions-per-client', '0']
 
 /**
  * BENCH_CPU_PROF=<dir>: thingmesh nodes run with --cpu-prof and are stopped

@@ -23,6 +23,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { startNodeProcess, type NodeProcess } from '../helpers/node.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { runPrimaryKill, runRetainedKill } from '../helpers/sentinel.ts'
+import { NO_LIMITS } from './brokers.ts'
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20_000)
 const PUBLISHERS = Number(process.env.BENCH_PUBLISHERS ?? 8)
@@ -33,7 +34,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 2)
 const FAILOVER_RUNS = Number(process.env.BENCH_FAILOVER_RUNS ?? 1)
 const TIME_LIMIT_MS = 60_000
 const PAYLOAD = Buffer.alloc(64, 'x')
-const NO_LIMITS = ['--log-level', 'warn', '--publish-rate-per-client', '0', '--connect-rate-per-ip', '0', '--max-connections-per-ip', '0', '--max-connections', '0', '--allow-anonymous', 'true']
 
 interface Result { throughput: number, p50: number, p99: number, shortfalls: number }
 
@@ -47,7 +47,7 @@ function client (port: number, clientId: string, clean = true): Promise<MqttClie
 
 async function startPair (redis: TestRedis, mode: string, args: string[]): Promise<NodeProcess[]> {
   // A cluster name per mode: the two runs never see each other's keys.
-  const common = ['--cluster', `bench-${mode}`, ...NO_LIMITS, ...args]
+  const common = ['--cluster', `bench-${mode}`, ...NO_LIMITS, '--allow-anonymous', 'true', ...args]
   const nodes = [await startNodeProcess({ redis: redis.url, nodeId: `${mode}1`, args: common }), await startNodeProcess({ redis: redis.url, nodeId: `${mode}2`, args: common })]
   await waitFor(async () => ((await nodes[0].health()).body.members as unknown[]).length === 2, 'two members', 30_000, 50)
   return nodes

@@ -53,18 +53,14 @@ export async function startTopology (opts: TopologyOptions = {}): Promise<Sentin
   const servers = setup.servers.map(withPid)
   const sentinels = setup.sentinels.map(withPid)
   const clients: Redis[] = []
-  const byPort = (port: number): RedisServer => {
-    const s = servers.find((x) => x.port === port)
-    if (!s) throw new Error(`primary port ${port} is not one of ours`)
-    return s
-  }
   return {
     servers,
     sentinels,
     downAfterMs,
     url: setup.url,
     primaryPort: async () => (await setup.primary()).port,
-    primary: async () => byPort((await setup.primary()).port),
+    // Same order as setup.servers: the helper already found which one is primary.
+    primary: async () => servers[setup.servers.indexOf(await setup.primary())],
     client () {
       const c = new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: MASTER_NAME, maxRetriesPerRequest: 2, failoverDetector: true, sentinelRetryStrategy: (n) => Math.min(n * 100, 1000) })
       c.on('error', () => {})
