@@ -145,6 +145,9 @@ t.test('defect 12: a stalled node whose pub/sub link Redis cut says so, recovers
   await waitFor(() => got.size >= N, `all ${N} acked messages at the persistent subscriber`, 20_000)
   t.equal(got.size, N, 'every acknowledged message delivered in the same session')
   t.ok(sub.connected, 'without reconnecting the subscriber')
+  // The line is written once the redelivery pass ends, which can be after the
+  // last message reached the subscriber: wait for it, then check it.
+  await waitFor(() => /"event":"pubsub.redelivered"/.test(B.log()), 'the redelivery log line', 10_000)
   t.match(B.log(), /"event":"pubsub.redelivered"/, 'redelivery logged')
   await close(sub, pub)
 })
