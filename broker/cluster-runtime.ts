@@ -5,6 +5,7 @@ import type { Metrics } from './metrics.ts'
 import { connectRedis, defineScripts, linkStalled } from './cluster/redis.ts'
 import { createKeys, type Keys } from './cluster/keys.ts'
 import { ClusterBus } from './cluster/bus.ts'
+import { BusCatchUp } from './cluster/bus-log.ts'
 import { InterestTable, type InterestChange } from './cluster/interest.ts'
 import { Membership, type Member } from './cluster/membership.ts'
 import { SessionRegistry, type ReleasedNotice, type TakeoverNotice } from './cluster/sessions.ts'
@@ -36,15 +37,14 @@ export class ClusterRuntime {
   readonly interest: InterestTable
   readonly persistence: RedisPersistence
   readonly sessions: SessionRegistry
+  /** Orders bus traffic around pub/sub cuts, replaying what the link missed. */
+  private readonly catchUp: BusCatchUp
   membership!: Membership
   private port: BrokerPort | null = null
   /** Set by the node: a `drain` control message names this node. */
   onDrain: ((spreadMs?: number) => void) | null = null
   private readonly busChannel: string
   private subReady = false
-  /** When the command link last became ready (start or end of an outage). */
-  private cmdUpAt = 0
-  private cmdEverUp = false
   private subEverReady = false
   private reaping = false
   private reapTimer: NodeJS.Timeout | null = null
@@ -74,16 +74,12 @@ export class ClusterRuntime {
     this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
-      // cmdUpAt marks a reconnect, not the first connect: publishFrame's retry
-      // window is for the moments after a failover, and at start a peer whose
-      // pub/sub link Redis cut would otherwise stall our PUBACKs until it is
-      // declared dead (defects.test.ts, defect 12).
-      onUp: () => { metrics.redisUp.set(1); if (this.cmdEverUp) this.cmdUpAt = Date.now(); this.cmdEverUp = true },
+      onUp: () => metrics.redisUp.set(1),
       onDown: () => metrics.redisUp.set(0),
     })
     this.sub = connectRedis({
       url, name: `thingmesh:${config.nodeId}:sub`, commandTimeoutMs: config.redisCommandTimeoutMs, log, subscriber: true,
-      onUp: () => this.onSubUp(), onDown: () => { this.subReady = false },
+      onUp: () => this.onSubUp(), onDown: () => { this.subReady = false; this.catchUp.linkLost() },
     })
     defineScripts(this.cmd, new URL('./cluster/lua/', import.meta.url))
     this.interest = new InterestTable(brokerId, {
@@ -94,7 +90,7 @@ export class ClusterRuntime {
       },
     }, (err) => log.debug({ event: 'interest.resync_failed', err: err.message }))
     this.bus = new ClusterBus(brokerId, {
-      publish: (b, batch) => this.publishFrame(b, batch),
+      publish: (b, batch, durable) => this.publishFrame(b, batch, durable),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
         .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), brokerId, this.keys.controlChannel, op, ...filters),
       replicated: config.redisWaitReplicas > 0
@@ -122,6 +118,12 @@ export class ClusterRuntime {
       onWriteFailed: (what, clientId, err) => log.warn({ event: 'persistence.write_failed', what, clientId, err: err.message, code: 'BROKER_REDIS_UNAVAILABLE' }, 'a write to Redis failed and was given up'),
     })
     this.sessions = new SessionRegistry(this.cmd, this.keys, brokerId)
+    this.catchUp = new BusCatchUp({
+      range: async (afterId, count) => {
+        const entries = await this.cmd.xrangeBuffer(this.keys.busLogOf(brokerId), `(${afterId}`, '+', 'COUNT', count)
+        return entries.map(([id, fields]) => [id.toString(), fields[1]!] as [string, Buffer])
+      },
+    }, (batch) => this.bus.receive(batch), (err) => log.warn({ event: 'bus.replay_failed', err: err.message }, 'could not read the bus replay log; retrying'))
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message))
   }
 
@@ -178,7 +180,7 @@ export class ClusterRuntime {
     this.metrics.redisRtt.observe(Number(process.hrtime.bigint() - started) / 1e9)
     // A reaper may die half way through a dead node's wills; every node
     // finishes such leftovers on its own heartbeat.
-    this.reapTimer = setInterval(() => { void this.reapDead() }, this.config.heartbeatMs)
+    this.reapTimer = setInterval(() => { void this.reapDead(); this.trimBusLog() }, this.config.heartbeatMs)
     this.reapTimer.unref()
     if (this.config.sessionExpirySec > 0) {
       this.expiryTimer = setInterval(() => { void this.expireSessions() }, Math.max(this.config.heartbeatMs, 1000))
@@ -241,6 +243,7 @@ export class ClusterRuntime {
   }
 
   async stop (): Promise<void> {
+    this.catchUp.close()
     if (this.reapTimer) clearInterval(this.reapTimer)
     if (this.expiryTimer) clearInterval(this.expiryTimer)
     if (this.sampleTimer) clearInterval(this.sampleTimer)
@@ -282,21 +285,45 @@ export class ClusterRuntime {
   }
 
   /**
-   * PUBLISH answers how many connections received the frame; 0 means the
-   * target's pub/sub link is not subscribed on this Redis, so the frame is
-   * lost. Right after a failover every node resubscribes at its own pace and
-   * queued publishes reach the new primary first: while our link came back
-   * less than dead-after ago and the target is a member, retry briefly
-   * instead of acknowledging a publish nobody received (R2, clean sessions).
-   * Outside that window a 0 is a node that died or a subscription race, as before.
+   * QoS 1/2 batches go to the target's replay log and channel in one script
+   * (cluster/bus-log.ts): a target whose pub/sub link is down right now, as
+   * after a failover, reads them from the log when it resubscribes, so the
+   * publisher is acknowledged without waiting for it. QoS 0 batches are
+   * plain PUBLISHes: at most once, as the protocol allows.
    */
-  private async publishFrame (b: string, batch: Buffer): Promise<number> {
-    const channel = this.keys.busOf(b)
-    for (;;) {
-      const n = await this.cmd.publish(channel, batch)
-      if (n > 0 || Date.now() - this.cmdUpAt > this.config.deadAfterMs || !this.membership?.isAlive(b)) return n
-      await new Promise((resolve) => setTimeout(resolve, 25))
+  private publishFrame (b: string, batch: Buffer, durable: boolean): Promise<number> {
+    if (!durable) return this.cmd.publish(this.keys.busOf(b), batch)
+    return (this.cmd as unknown as { busPublish(log: string, channel: string, batch: Buffer, ttlMs: number): Promise<number> })
+      .busPublish(this.keys.busLogOf(b), this.keys.busOf(b), batch, this.busLogTtlMs)
+  }
+
+  /**
+   * How long a node's replay log outlives its last write: a node silent for
+   * dead-after is reaped and comes back, if at all, as a new incarnation with
+   * a new log; the margin covers a reconnect that lands just before that.
+   */
+  private get busLogTtlMs (): number { return 2 * this.config.deadAfterMs + 1000 }
+
+  /**
+   * After a pub/sub cut: deliver what the replay log holds beyond the last
+   * batch delivered, before anything newer. The PING on the pub/sub link
+   * returns after ioredis' resubscribe, so every later batch also arrives live.
+   */
+  private async replayBus (): Promise<void> {
+    try { await this.sub.ping() } catch { return /* down again: the next reconnect replays */ }
+    const before = this.catchUp.stats.replayed
+    await this.catchUp.resume()
+    const n = this.catchUp.stats.replayed - before
+    if (n > 0) {
+      this.metrics.busReplayed.inc(n)
+      this.log.info({ event: 'bus.replayed', batches: n }, 'delivered batches the pub/sub link missed, from the replay log')
     }
+  }
+
+  /** The log only needs what this node has not delivered yet; trimmed once a heartbeat. */
+  private trimBusLog (): void {
+    if (!this.subReady) return
+    this.cmd.xtrim(this.keys.busLogOf(this.brokerId), 'MINID', this.catchUp.lastDelivered).catch(() => { /* retried next beat */ })
   }
 
   private onSubUp (): void {
@@ -311,7 +338,7 @@ export class ClusterRuntime {
     this.bus.reannounce().catch((err: Error) => this.log.warn({ event: 'interest.reannounce_failed', err: err.message }))
     this.interest.resyncAll()
     void this.recheckClaims()
-    void this.persistence.resync().then(() => this.redeliverAfterCut())
+    void this.replayBus().then(() => this.persistence.resync()).then(() => this.redeliverAfterCut())
   }
 
   /**
@@ -362,7 +389,7 @@ export class ClusterRuntime {
   }
 
   private onMessage (channel: string, message: Buffer): void {
-    if (channel === this.busChannel) { this.bus.receive(message); return }
+    if (channel === this.busChannel) { this.catchUp.live(message); return }
     let msg: { v?: number, t?: string }
     try { msg = JSON.parse(message.toString()) } catch { return }
     if (msg.v !== 1) return

@@ -33,6 +33,7 @@ export function createMetrics () {
     indexResyncs: new Counter({ name: 'thingmesh_subscription_index_resyncs_total', help: 'rebuilds of the subscription index from Redis', registers: [registry] }),
     unhandledRejections: new Counter({ name: 'thingmesh_unhandled_rejections_total', help: 'promise rejections nothing handled (bugs; each is logged with code BROKER_UNHANDLED_REJECTION)', registers: [registry] }),
     pubsubCuts: new Counter({ name: 'thingmesh_pubsub_reconnects_total', help: 'times the Redis pub/sub link was lost and re-established', registers: [registry] }),
+    busReplayed: new Counter({ name: 'thingmesh_bus_replayed_total', help: 'batches of QoS 1/2 publishes the pub/sub link missed, delivered from the replay log after it came back', registers: [registry] }),
     auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, ok_shared, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),
     authQueue: new Gauge({ name: 'thingmesh_auth_hash_queue', help: 'password hashes waiting for a slot', registers: [registry] }),
     adminRequests: new Counter({ name: 'thingmesh_admin_requests_total', help: 'admin requests answered by this node, by outcome (ok or error code)', labelNames: ['result'], registers: [registry] }),

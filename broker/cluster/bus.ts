@@ -24,8 +24,11 @@ export interface BusStats {
 
 /** What the bus needs from Redis, injected so the bus stays testable. */
 export interface BusIo {
-  /** PUBLISH a batch on a node's bus channel. */
-  publish(brokerId: string, batch: Buffer): Promise<unknown>
+  /**
+   * PUBLISH a batch on a node's bus channel; `durable` batches (any QoS 1/2
+   * frame inside) also go to the node's replay log (cluster/bus-log.ts).
+   */
+  publish(brokerId: string, batch: Buffer, durable: boolean): Promise<unknown>
   /** Record and announce a change of this node's interest set. */
   announce(op: 'add' | 'rm', filters: string[]): Promise<unknown>
   /**
@@ -166,7 +169,7 @@ export class ClusterBus {
 
   private send (target: string, p: Pending): void {
     this.stats.batches++
-    this.io!.publish(target, encodeBatch(this.origin, p.frames)).then(() => {
+    this.io!.publish(target, encodeBatch(this.origin, p.frames), p.waiters.length > 0).then(() => {
       this.stats.sent += p.frames.length
       for (const w of p.waiters) settle(w)
     }, (err: Error) => {

@@ -45,6 +45,8 @@ export interface Keys {
   incomingOf(clientId: string): string
   /** Pub/sub channel on which one node receives publishes from the others (batched frames). */
   busOf(brokerId: string): string
+  /** STREAM of the QoS 1/2 batches sent to a node, trimmed by that node as it delivers them (cluster/bus-log.ts). */
+  busLogOf(brokerId: string): string
   /** SET of topic filters with subscribers on a node: where publishes must go. */
   interestOf(brokerId: string): string
   /** STRING counter: version of a node's interest set. */
@@ -113,6 +115,7 @@ export function createKeys (cluster: string): Keys {
     inflightOf: (c: string) => p + 'qm:' + c,
     incomingOf: (c: string) => p + 'in:' + c,
     busOf: (b: string) => p + 'bus:' + b,
+    busLogOf: (b: string) => p + 'buslog:' + b,
     interestOf: (b: string) => p + 'interest:' + b,
     interestSeqOf: (b: string) => p + 'interestseq:' + b,
     controlChannel: p + 'ctl',
