@@ -15,6 +15,12 @@ export interface RedisConnectionOptions {
   onDown?: () => void
 }
 
+type Sent = { promise: Promise<unknown>, name: string, pipelineIndex?: number }
+type SendCommand = (command: Sent, stream?: unknown) => Promise<unknown>
+/** The stream ioredis' Pipeline passes to sendCommand (ioredis/built/Pipeline.js execPipeline). */
+interface PipelineStream { isPipeline: true, write(data: string | Buffer): void }
+const isPipelineStream = (s: unknown): s is PipelineStream => typeof s === 'object' && s !== null && (s as { isPipeline?: unknown }).isPipeline === true
+
 /** How often each connection is pinged, and how long a ping may go unanswered before the link counts as cut. */
 const WATCHDOG_EVERY_MS = 250
 /** Connections whose watchdog ping has been unanswered for stallMs (and that were not replaced yet). */
@@ -36,7 +42,8 @@ export function linkStalled (redis: Redis): boolean {
  *   at the second reconnect attempt, i.e. in every failover (R3);
  * - a command the caller already saw fail is not sent again after a
  *   reconnect (ioredis would replay it), so a refused publish is not written
- *   later behind the client's back;
+ *   later behind the client's back; a pipeline still gets written without
+ *   it, and a transaction is replayed whole or not at all;
  * - a watchdog pings every connection: a ping unanswered for `stallMs` (a
  *   link cut without a FIN/RST, or a paused server) marks the link stalled
  *   (linkStalled: /healthz 503); unanswered for the command timeout, the
@@ -88,11 +95,32 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
   // A close we asked for (quit, disconnect) is no outage.
   redis.on('close', () => { if (everUp && !closing) markDown() })
 
+  // Replays: ioredis re-sends unanswered and queued commands after a
+  // reconnect, through sendCommand. One whose promise already failed is
+  // skipped. A pipeline (auto-pipelining, multi(), pipeline()) hands its
+  // commands to a stream object that writes the socket only once every one
+  // of them was handed over (a count down to zero); a skipped command must
+  // still count, or the rest are queued for replies without being written and
+  // every later reply is matched to the wrong command. Transactions are
+  // replayed whole or not at all, as their MULTI decides: a MULTI sent
+  // without its EXEC would leave the connection queueing every later command.
+  // (A transaction's commands arm their timeouts in one turn and fail
+  // together, so its MULTI stands for all of them.)
   const failed = new WeakSet<object>()
-  type SendCommand = (command: { promise: Promise<unknown> }, stream?: unknown) => Promise<unknown>
+  const transaction = new WeakMap<object, boolean>()
   const send = (redis as unknown as { sendCommand: SendCommand }).sendCommand.bind(redis)
   ;(redis as unknown as { sendCommand: SendCommand }).sendCommand = (command, stream) => {
-    if (failed.has(command)) return command.promise
+    let skip = failed.has(command)
+    if (isPipelineStream(stream)) {
+      if (command.pipelineIndex === 0) {
+        if (command.name === 'multi') transaction.set(stream, skip)
+        else transaction.delete(stream)
+      }
+      skip = transaction.get(stream) ?? skip
+      // ioredis writes (and counts) only on a ready, writable link; otherwise it queues the command offline.
+      if (skip && redis.status === 'ready' && redis.stream?.writable === true) stream.write('')
+    }
+    if (skip) return command.promise
     command.promise.catch(() => { failed.add(command) })
     return send(command, stream)
   }
