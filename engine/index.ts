@@ -25,7 +25,7 @@ export { compileRule, type CompiledRule, type CompiledAction } from './rules/ind
 
 // Thing processing
 export {
-  initialState, reconcileState, applyWrite, parseWrite, countsAsChange, processInput, nextDueAt, DEFAULT_PROCESSOR_LIMITS, THING_STATE_FORMAT,
+  initialState, reconcileState, cloneState, applyWrite, parseWrite, countsAsChange, processInput, nextDueAt, DEFAULT_PROCESSOR_LIMITS, THING_STATE_FORMAT,
   type ThingState, type PropertyState, type Sample, type RuleMemory, type ThingInput, type WriteSource, type ProcessContext, type ProcessResult,
   type ProcessorLimits, type Rejection, type Effect, type EffectType, type PropertyWrite, type PropertyChange, type RawWrite, type WriteRejection, type WriteResult,
 } from './thing/index.ts'

@@ -29,6 +29,8 @@ export interface CompiledExpression {
 }
 
 export function resolveLimits (partial?: Partial<ExpressionLimits>): ExpressionLimits {
+  // Rules evaluate with the defaults on every input: no copy then.
+  if (partial === undefined || partial === DEFAULT_EXPRESSION_LIMITS) return DEFAULT_EXPRESSION_LIMITS
   return { ...DEFAULT_EXPRESSION_LIMITS, ...partial }
 }
 
@@ -77,16 +79,25 @@ export function collectReferences (roots: readonly Node[]): References {
  * ever see EngineError.
  */
 export function evaluateExpression (expr: CompiledExpression, scope: EvalScope, limits?: Partial<ExpressionLimits>): JsonValue {
-  return runGuarded(() => new Evaluation(scope, resolveLimits(limits)).eval(expr.ast))
+  const ev = new Evaluation(scope, resolveLimits(limits))
+  try {
+    return ev.eval(expr.ast)
+  } catch (e) {
+    throw guardedError(e)
+  }
 }
 
 export function runGuarded<T> (f: () => T): T {
   try {
     return f()
   } catch (e) {
-    if (e instanceof EngineError) throw e
-    // RangeError (stack) cannot happen with bounded AST height, but if it
-    // ever did, it must disable one rule, not crash the node.
-    throw new EngineError('ENGINE_EVAL_LIMIT', `evaluation failed: ${(e as Error).message}`)
+    throw guardedError(e)
   }
+}
+
+function guardedError (e: unknown): EngineError {
+  if (e instanceof EngineError) return e
+  // RangeError (stack) cannot happen with bounded AST height, but if it
+  // ever did, it must disable one rule, not crash the node.
+  return new EngineError('ENGINE_EVAL_LIMIT', `evaluation failed: ${(e as Error).message}`)
 }

@@ -34,10 +34,22 @@ export interface FeedbackEntry { partition: number, entry: EntryFields }
 export interface CachedState { state: ThingState, defVersion: number }
 
 export interface BatchResult {
-  /** Things whose state changed, with the new state. */
+  /** Things whose state changed, with the new state (the cache's object: serialise it before the next batch). */
   states: Map<string, ThingState>
-  /** The cached (committed) state of each of those things before the batch. */
-  before: Map<string, ThingState | undefined>
+  /**
+   * Per thing of `states`, the properties whose state the batch replaced
+   * (null: all of them, a thing without cached state): a store may write
+   * only those.
+   */
+  written: Map<string, Set<string> | null>
+  /** Per thing, properties the definitions no longer have: their stored state goes. */
+  removed: Map<string, string[]>
+  /**
+   * The payload of each `state` message of the outbox (by thing id), rendered
+   * when the batch ended: the cached state goes on changing with the next
+   * batches while this one is being published.
+   */
+  statePayloads: Map<string, string>
   history: HistoryOp[]
   alerts: AlertOp[]
   outbox: OutMessage[]
@@ -57,60 +69,87 @@ export interface BatchContext {
 }
 
 export function processBatch (ctx: BatchContext, entries: readonly LogEntry[]): BatchResult {
-  const out: BatchResult = { states: new Map(), before: new Map(), history: [], alerts: [], outbox: [], feedback: [], ticked: [] }
+  const out: BatchResult = { states: new Map(), written: new Map(), removed: new Map(), statePayloads: new Map(), history: [], alerts: [], outbox: [], feedback: [], ticked: [] }
   // The retained state is published once per thing per batch: subscribers
   // want the latest, and `changed/` carries every individual change.
   const lastEntry = new Map<string, string>()
-  for (const entry of entries) {
-    const e = { ...entry, id: `${ctx.partition}:${entry.id}` }
+  for (const e of entries) {
+    const eid = `${ctx.partition}:${e.id}`
     if (e.k === 'tick') out.ticked.push(e.t)
     const def = ctx.defs.resolveThing(e.t)
     if (def === undefined) {
-      if (e.k !== 'tick') out.outbox.push(errorMessage(e, `${e.id}/0`, { code: 'ENGINE_UNKNOWN_THING', message: `unknown thing "${e.t.slice(0, 128)}"` }))
+      if (e.k !== 'tick') out.outbox.push(errorMessage(e, eid, `${eid}/0`, { code: 'ENGINE_UNKNOWN_THING', message: `unknown thing "${e.t.slice(0, 128)}"` }))
       continue
     }
     const input = toInput(e)
     if ('error' in input) {
-      out.outbox.push(errorMessage(e, `${e.id}/0`, input.error))
+      out.outbox.push(errorMessage(e, eid, `${eid}/0`, input.error))
       continue
     }
-    if (!out.before.has(def.id)) out.before.set(def.id, ctx.cache.get(def.id)?.state)
-    const state = stateFor(ctx, def)
-    const r = processInput(state, def, input.input, { now: e.n })
-    ctx.cache.set(def.id, { state: r.state, defVersion: def.definitionsVersion })
-    out.states.set(def.id, r.state)
-    let k = 0
-    for (const rej of r.rejections) out.outbox.push(errorMessage(e, `${e.id}/${k++}`, rej))
-    for (const eff of r.effects) {
-      const m = effectMessage(eff, `${e.id}/${k}`, out, ctx.partitions, e)
-      if (m !== undefined) { out.outbox.push(m); k++ }
+    const state = stateFor(ctx, def, out)
+    // In place: the cache is the owner's, and is dropped if the commit fails.
+    const r = processInput(state, def, input.input, { now: e.n, inPlace: true })
+    out.states.set(def.id, state)
+    const written = out.written.get(def.id)
+    if (written !== null && r.written.length > 0) {
+      if (written === undefined) out.written.set(def.id, new Set(r.written))
+      else for (const name of r.written) written.add(name)
     }
+    let k = 0
+    for (const rej of r.rejections) out.outbox.push(errorMessage(e, eid, `${eid}/${k++}`, rej))
     // Only inputs that changed what subscribers see republish the state
     // (a refused write still advances seq, but shows nothing new).
-    if (r.effects.some((x) => x.type === 'stateChanged' || x.type === 'alert' || x.type === 'delta')) lastEntry.set(def.id, e.id)
+    let shown = false
+    for (const eff of r.effects) {
+      if (eff.type === 'stateChanged' || eff.type === 'alert' || eff.type === 'delta') shown = true
+      const m = effectMessage(eff, `${eid}/${k}`, out, ctx.partitions, e)
+      if (m !== undefined) { out.outbox.push(m); k++ }
+    }
+    if (shown) lastEntry.set(def.id, eid)
   }
   for (const [thingId, entryId] of lastEntry) {
     const s = out.states.get(thingId)
-    if (s !== undefined) out.outbox.push(stateMessage(s, `${entryId}/state`))
+    if (s === undefined) continue
+    const id = `${entryId}/state`
+    out.outbox.push(stateMessage(s, id))
+    out.statePayloads.set(thingId, statePayload(id, s))
   }
   return out
 }
 
-function stateFor (ctx: BatchContext, def: ResolvedThing): ThingState {
+/** The thing's cached state, made (or reconciled) and cached first if need be; what that changed is noted in `out`. */
+function stateFor (ctx: BatchContext, def: ResolvedThing, out: BatchResult): ThingState {
   const cached = ctx.cache.get(def.id)
-  if (cached === undefined) return initialState(def)
+  if (cached === undefined) {
+    const state = initialState(def)
+    ctx.cache.set(def.id, { state, defVersion: def.definitionsVersion })
+    out.written.set(def.id, null)
+    return state
+  }
   if (cached.defVersion === def.definitionsVersion) return cached.state
   // Definitions changed since this state was last touched: drop what no longer
   // exists, add new defaults. Not a restart: values are kept.
-  return reconcileState(cached.state, def)
+  const old = cached.state
+  const state = reconcileState(old, def)
+  cached.state = state
+  cached.defVersion = def.definitionsVersion
+  if (out.written.get(def.id) !== null) {
+    const written = out.written.get(def.id) ?? new Set<string>()
+    for (const name in state.properties) if (old.properties[name] !== state.properties[name]) written.add(name)
+    out.written.set(def.id, written)
+  }
+  const removed = out.removed.get(def.id) ?? []
+  for (const name in old.properties) if (!Object.hasOwn(state.properties, name)) removed.push(name)
+  if (removed.length > 0) out.removed.set(def.id, removed)
+  return state
 }
 
 function msg (topic: string, payload: unknown, retain = false): OutMessage {
   return { topic, payload: JSON.stringify(payload), qos: 1, retain }
 }
 
-function errorMessage (e: EntryFields & { id: string }, id: string, err: { code: string, message: string, property?: string }): OutMessage {
-  const body: Record<string, unknown> = { id, thingId: e.t, code: err.code, message: err.message, entry: e.id }
+function errorMessage (e: EntryFields, entryId: string, id: string, err: { code: string, message: string, property?: string }): OutMessage {
+  const body: Record<string, unknown> = { id, thingId: e.t, code: err.code, message: err.message, entry: entryId }
   if (err.property !== undefined) body.property = err.property
   else if (e.p !== '' && e.k !== 'ack') body.property = e.p
   if (e.o !== '') body.client = e.o
@@ -119,11 +158,24 @@ function errorMessage (e: EntryFields & { id: string }, id: string, err: { code:
 
 /** The retained full state: what a dashboard or a late subscriber needs. */
 export function stateView (s: ThingState): Record<string, unknown> {
+  return { thingId: s.thingId, seq: s.seq, properties: currentValues(s), desired: desiredValues(s), shadowVersion: s.shadow.version }
+}
+
+function currentValues (s: ThingState): Record<string, unknown> {
   const properties: Record<string, unknown> = {}
-  for (const [name, p] of Object.entries(s.properties)) properties[name] = p.current
+  for (const name in s.properties) properties[name] = (s.properties[name] as ThingState['properties'][string]).current
+  return properties
+}
+
+function desiredValues (s: ThingState): Record<string, JsonValue> {
   const desired: Record<string, JsonValue> = {}
-  for (const [name, d] of Object.entries(s.shadow.desired)) desired[name] = d.value
-  return { thingId: s.thingId, seq: s.seq, properties, desired, shadowVersion: s.shadow.version }
+  for (const name in s.shadow.desired) desired[name] = (s.shadow.desired[name] as ThingState['shadow']['desired'][string]).value
+  return desired
+}
+
+/** The `state` message's payload: stateView with the message id first, built once. */
+function statePayload (id: string, s: ThingState): string {
+  return JSON.stringify({ id, thingId: s.thingId, seq: s.seq, properties: currentValues(s), desired: desiredValues(s), shadowVersion: s.shadow.version })
 }
 
 function stateMessage (s: ThingState, id: string): OutMessage {
@@ -132,15 +184,17 @@ function stateMessage (s: ThingState, id: string): OutMessage {
 
 /**
  * The publishable form of an outbox message: a state reference gets the
- * payload of `state` (the committed state of its batch, or after a failover
- * the stored one, which is at least as new); undefined if the thing has no
- * state any more (nothing to show).
+ * payload of `state` (the one rendered when its batch ended, or after a
+ * failover the stored state's, which is at least as new); undefined if the
+ * thing has no state any more (nothing to show).
  */
-export function renderState (m: OutMessage, stateOf: (thingId: string) => ThingState | undefined): OutMessage | undefined {
+export function renderState (m: OutMessage, stateOf: (thingId: string) => ThingState | undefined, rendered?: ReadonlyMap<string, string>): OutMessage | undefined {
   if (m.stateRef === undefined) return m
+  const payload = rendered?.get(m.stateRef.thingId)
+  if (payload !== undefined) return { topic: m.topic, payload, qos: m.qos, retain: m.retain }
   const s = stateOf(m.stateRef.thingId)
   if (s === undefined) return undefined
-  return { topic: m.topic, payload: JSON.stringify({ id: m.stateRef.id, ...stateView(s) }), qos: m.qos, retain: m.retain }
+  return { topic: m.topic, payload: statePayload(m.stateRef.id, s), qos: m.qos, retain: m.retain }
 }
 
 function effectMessage (eff: Effect, id: string, out: BatchResult, partitions: number, e: EntryFields): OutMessage | undefined {

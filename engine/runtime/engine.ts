@@ -287,7 +287,7 @@ export class ThingEngine implements EngineApi {
       const r = processBatch({ partition: p, defs: this.defs, partitions: this.options.partitions, cache: part.cache }, fresh)
       await this.store.commit({
         partition: p, token: part.token, from: part.checkpoint, to: last.id,
-        states: r.states, before: r.before, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
+        states: r.states, written: r.written, removed: r.removed, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
       })
       part.checkpoint = last.id
       this.stats.applied += fresh.length
@@ -297,10 +297,11 @@ export class ThingEngine implements EngineApi {
         part.publishLag++
         const batch = r.outbox
         const states = r.states
+        const rendered = r.statePayloads
         part.publishing = part.publishing.then(async () => {
           if (part.status === 'dead') return
           try {
-            await this.publishAll(batch, (id) => states.get(id))
+            await this.publishAll(batch, (id) => states.get(id), rendered)
             await this.store.ackOutbox(p, part.token, 1)
             part.publishLag--
           } catch (err) {
@@ -343,11 +344,11 @@ export class ThingEngine implements EngineApi {
     }
   }
 
-  private async publishAll (batch: readonly OutMessage[], stateOf: (thingId: string) => ThingState | undefined): Promise<void> {
+  private async publishAll (batch: readonly OutMessage[], stateOf: (thingId: string) => ThingState | undefined, rendered?: ReadonlyMap<string, string>): Promise<void> {
     await this.publishSlot(batch.length)
     const sends: Array<Promise<void>> = []
     for (const m of batch) {
-      const out = renderState(m, stateOf)
+      const out = renderState(m, stateOf, rendered)
       if (out !== undefined) sends.push(this.host.publish(out))
     }
     await Promise.all(sends)

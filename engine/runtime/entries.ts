@@ -42,6 +42,14 @@ const KINDS: ReadonlySet<string> = new Set(['w', 'r', 'd', 'tick', 'ack'])
 
 /** Decodes XREAD fields; undefined for an entry from an incompatible release (skipped, logged by the caller). */
 export function decodeEntry (id: string, flat: readonly string[]): LogEntry | undefined {
+  // Every entry this release writes has the seven fields in ENTRY_FIELD_ORDER:
+  // read them by position (one object per entry instead of two).
+  if (flat.length === 14 && flat[0] === 't' && flat[2] === 'k' && flat[4] === 'p' && flat[6] === 'v' && flat[8] === 'n' && flat[10] === 'o' && flat[12] === 'd') {
+    const k = flat[3] as string
+    const n = Number(flat[9])
+    if (!KINDS.has(k) || !Number.isFinite(n)) return undefined
+    return { id, t: flat[1] as string, k: k as EntryKind, p: flat[5] as string, v: flat[7] as string, n, o: flat[11] as string, d: Number(flat[13]) || 0 }
+  }
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string
   const k = f.k

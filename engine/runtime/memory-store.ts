@@ -2,7 +2,7 @@
 // this process. Ids are "<seq>-0" so they compare like Redis stream ids.
 
 import { EventEmitter } from 'node:events'
-import type { DefinitionChange, ThingState } from '../index.ts'
+import { cloneState, type DefinitionChange, type ThingState } from '../index.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import type { EntryFields, LogEntry } from './entries.ts'
@@ -66,13 +66,17 @@ export class MemoryStore implements EngineStore {
 
   async load (partition: number): Promise<LoadedPartition> {
     const part = this.part(partition)
-    return { checkpoint: part.checkpoint, states: new Map(part.states), outbox: part.outbox.map((b) => [...b]) }
+    // Copies: the owner updates its states in place, and what it has not
+    // committed must not be here.
+    const states = new Map<string, ThingState>()
+    for (const [id, st] of part.states) states.set(id, cloneState(st))
+    return { checkpoint: part.checkpoint, states, outbox: part.outbox.map((b) => [...b]) }
   }
 
   async commit (c: Commit): Promise<void> {
     const part = this.part(c.partition)
     if (part.checkpoint !== c.from) throw new RuntimeError('ENGINE_CHECKPOINT_MOVED')
-    for (const [id, s] of c.states) part.states.set(id, s)
+    for (const [id, s] of c.states) part.states.set(id, cloneState(s))
     for (const h of c.history) {
       const key = `${h.thingId}\u0000${h.property}`
       const list = this.hist.get(key) ?? []

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis'
 import type { EngineKeys } from '../../broker/cluster/keys.ts'
 import type { DefinitionChange, ThingState } from '../index.ts'
-import { FORBIDDEN_KEYS } from '../json.ts'
+import { FORBIDDEN_KEYS, getOwn } from '../json.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, encodeEntry, type EntryFields, type LogEntry } from './entries.ts'
@@ -216,15 +216,18 @@ export class RedisStore implements EngineStore {
     // previous samples) was most of the bytes a commit sent.
     const removed: string[] = []
     for (const [id, s] of c.states) {
-      const before = c.before?.get(id)
       tail.push(id, stateHead(s))
-      for (const name in s.properties) {
-        const p = s.properties[name]
-        if (before === undefined || before.properties[name] !== p) tail.push(id + PROPERTY_SEP + name, JSON.stringify(p))
+      const written = c.written?.get(id)
+      if (written === undefined || written === null) {
+        for (const name in s.properties) tail.push(id + PROPERTY_SEP + name, JSON.stringify(s.properties[name]))
+      } else {
+        for (const name of written) {
+          const p = getOwn(s.properties, name)
+          if (p !== undefined) tail.push(id + PROPERTY_SEP + name, JSON.stringify(p))
+        }
       }
-      if (before !== undefined) {
-        for (const name in before.properties) if (!Object.hasOwn(s.properties, name)) removed.push(id + PROPERTY_SEP + name)
-      }
+      const gone = c.removed?.get(id)
+      if (gone !== undefined) for (const name of gone) removed.push(id + PROPERTY_SEP + name)
     }
     const fieldPairs = tail.length / 2
     tail.push(...removed)

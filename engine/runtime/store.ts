@@ -23,11 +23,13 @@ export interface Commit {
   to: string
   states: ReadonlyMap<string, ThingState>
   /**
-   * The stored state of each thing in `states` before this batch (undefined:
-   * none): a store may write only what changed (RedisStore writes the
-   * properties whose object is not the stored one).
+   * Per thing of `states`, the properties the batch replaced (null or
+   * absent: all): a store may write only those (RedisStore keeps one field
+   * per property).
    */
-  before?: ReadonlyMap<string, ThingState | undefined>
+  written?: ReadonlyMap<string, ReadonlySet<string> | null>
+  /** Per thing, properties to forget (no longer defined). */
+  removed?: ReadonlyMap<string, readonly string[]>
   history: readonly HistoryOp[]
   alerts: readonly AlertOp[]
   outbox: readonly OutMessage[]

@@ -1,4 +1,4 @@
-export { initialState, reconcileState, THING_STATE_FORMAT, type ThingState, type PropertyState, type Sample, type RuleMemory, type ReconcileOptions } from './state.ts'
+export { initialState, reconcileState, cloneState, THING_STATE_FORMAT, type ThingState, type PropertyState, type Sample, type RuleMemory, type ReconcileOptions } from './state.ts'
 export { countsAsChange } from './change-policy.ts'
 export { applyWrite, parseWrite, isEnvelope, type PropertyWrite, type PropertyChange, type RawWrite, type WriteRejection, type WriteResult, type WriteDefinition } from './write.ts'
 export { processInput, DEFAULT_PROCESSOR_LIMITS, type ThingInput, type WriteSource, type ProcessContext, type ProcessResult, type ProcessorLimits, type Rejection } from './processor.ts'

@@ -14,8 +14,8 @@ import { checkValue, DEFAULT_VALUE_LIMITS, type ValueLimits } from '../model/ind
 import { computeDelta, setDesired } from '../shadow/index.ts'
 import type { Effect } from './effects.ts'
 import { runRules } from './run-rules.ts'
-import type { ThingState } from './state.ts'
-import { applyWrite, type PropertyChange, type RawWrite } from './write.ts'
+import { cloneState, type Sample, type ThingState } from './state.ts'
+import { applyWrite, type RawWrite } from './write.ts'
 
 export type WriteSource = 'device' | 'app' | 'rule'
 
@@ -44,6 +44,15 @@ export interface ProcessContext {
   /** Processing time, epoch ms; recorded with the input in the log so replays see the same value. */
   now: number
   limits?: Partial<ProcessorLimits>
+  /**
+   * Update `state` itself and return it, instead of a new state. For a
+   * caller that owns the state (the partition owner's cache, which is
+   * dropped when a commit fails): copying a thing's state on every input
+   * promoted every copy to the old generation, which the major collections
+   * then had to mark and sweep. Entries of the state's maps are replaced,
+   * never changed, so a state taken before (cloneState) is unaffected.
+   */
+  inPlace?: boolean
 }
 
 export interface Rejection {
@@ -57,16 +66,28 @@ export interface ProcessResult {
   effects: Effect[]
   /** Parts of the input that were refused, for the reply to whoever sent it. */
   rejections: Rejection[]
+  /** Properties whose state was replaced (counted or not): what a store must write. */
+  written: string[]
 }
+
+const NOTHING_CHANGED: ReadonlySet<string> = new Set()
 
 export function processInput (state: ThingState, def: ResolvedThing, input: ThingInput, ctx: ProcessContext): ProcessResult {
   const limits: ProcessorLimits = ctx.limits === undefined ? DEFAULT_PROCESSOR_LIMITS : { ...DEFAULT_PROCESSOR_LIMITS, ...ctx.limits }
   const now = ctx.now
-  const seq = state.seq + 1
-  let s: ThingState = { ...state, seq }
+  // The delta before the input, needed only when there is (or may be about
+  // to be) a desired value; taken before an in-place update changes it.
+  const deltaBefore = input.type === 'setDesired' || hasDesired(state)
+    ? computeDelta(state.shadow, (name) => getOwn(state.properties, name)?.current.value)
+    : undefined
+  const s: ThingState = ctx.inPlace === true ? state : cloneState(state)
+  const shadowBefore = s.shadow
+  const seq = s.seq + 1
+  s.seq = seq
   const effects: Effect[] = []
   let rejections: Rejection[] = []
-  let changed = new Set<string>()
+  const written: string[] = []
+  let changed: Set<string> | undefined
   let tick = false
   let depth = 0
 
@@ -74,21 +95,21 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
     case 'write': {
       depth = input.depth ?? 0
       const raw: RawWrite = input.property === undefined ? { payload: input.payload } : { payload: input.payload, property: input.property }
-      const w = applyWrite(s, def, raw, now, limits.values)
-      s = w.state
+      const w = applyWrite(s, def, raw, now, limits.values, true)
       rejections = w.rejections
-      const counted: PropertyChange[] = []
+      let counted: Array<{ property: string } & Sample> | undefined
       for (const c of w.changes) {
+        written.push(c.property)
         if (!c.counted) continue
-        counted.push(c)
-        changed.add(c.property)
+        ;(counted ??= []).push({ property: c.property, value: c.after.value, ts: c.after.ts, quality: c.after.quality })
+        ;(changed ??= new Set()).add(c.property)
       }
-      if (counted.length > 0) {
-        effects.push({ type: 'stateChanged', thingId: def.id, seq, changes: counted.map((c) => ({ property: c.property, ...c.after })) })
-      }
-      for (const c of counted) {
-        if (getOwn(def.properties, c.property)?.history === true) {
-          effects.push({ type: 'historyAppend', thingId: def.id, property: c.property, ...c.after })
+      if (counted !== undefined) {
+        effects.push({ type: 'stateChanged', thingId: def.id, seq, changes: counted })
+        for (const c of counted) {
+          if (getOwn(def.properties, c.property)?.history === true) {
+            effects.push({ type: 'historyAppend', thingId: def.id, property: c.property, value: c.value, ts: c.ts, quality: c.quality })
+          }
         }
       }
       break
@@ -117,14 +138,14 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
       if (rejections.length > 0) break
       const r = setDesired(s.shadow, patch, now, input.expectedVersion)
       if (!r.ok) rejections.push({ code: r.code, message: r.message })
-      else s = { ...s, shadow: r.shadow }
+      else s.shadow = r.shadow
       break
     }
     case 'ackAlert': {
       const r = acknowledgeAlert(getOwn(s.alerts, input.alert), input.alert, input.by, now)
       if (!r.ok) rejections.push({ code: r.code, message: r.message })
       else if (r.transition !== null) {
-        s = { ...s, alerts: { ...s.alerts, [r.record.name]: r.record } }
+        s.alerts[r.record.name] = r.record
         effects.push({ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record })
       }
       break
@@ -137,31 +158,28 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
       }
       const r = clearAlert(current, now)
       if (r.transition !== null && r.record !== undefined) {
-        s = { ...s, alerts: { ...s.alerts, [r.record.name]: r.record } }
+        s.alerts[r.record.name] = r.record
         effects.push({ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record })
       }
       break
     }
   }
 
-  if (changed.size > 0 || tick) {
-    const r = runRules(s, def, { now, changed, tick, depth }, { expression: limits.expression, maxCascadeDepth: limits.maxCascadeDepth })
-    s = r.state
-    effects.push(...r.effects)
+  if (changed !== undefined || tick) {
+    const r = runRules(s, def, { now, changed: changed ?? NOTHING_CHANGED, tick, depth }, { expression: limits.expression, maxCascadeDepth: limits.maxCascadeDepth }, true)
+    for (const e of r.effects) effects.push(e)
   }
 
   // The delta is recomputed after every input: a desired write changes it,
   // and so does a device report that reaches (or leaves) the desired value.
   // With the shadow untouched and no desired value there is none to tell.
-  if (state.shadow !== s.shadow || hasDesired(s)) {
-    const reported = (src: ThingState) => (name: string) => getOwn(src.properties, name)?.current.value
-    const before = computeDelta(state.shadow, reported(state))
-    const after = computeDelta(s.shadow, reported(s))
-    if (before.version !== after.version || !jsonEqual(before.state, after.state)) {
+  if (deltaBefore !== undefined && (shadowBefore !== s.shadow || hasDesired(s))) {
+    const after = computeDelta(s.shadow, (name) => getOwn(s.properties, name)?.current.value)
+    if (deltaBefore.version !== after.version || !jsonEqual(deltaBefore.state, after.state)) {
       effects.push({ type: 'delta', thingId: def.id, version: after.version, state: after.state })
     }
   }
-  return { state: s, effects, rejections }
+  return { state: s, effects, rejections, written }
 }
 
 function hasDesired (s: ThingState): boolean {

@@ -61,6 +61,16 @@ export function initialState (def: ResolvedThing): ThingState {
   return { v: THING_STATE_FORMAT, thingId: def.id, seq: 0, properties, rules: {}, alerts: {}, shadow: emptyShadow() }
 }
 
+/**
+ * A copy that an in-place update cannot reach: the state and its property,
+ * rule and alert maps are new; the entries (property states, rule memories,
+ * alert records, the shadow) are shared, because updates replace entries and
+ * never change one.
+ */
+export function cloneState (state: ThingState): ThingState {
+  return { ...state, properties: { ...state.properties }, rules: { ...state.rules }, alerts: { ...state.alerts } }
+}
+
 export interface ReconcileOptions {
   /**
    * True when loading state after a restart: property values not marked

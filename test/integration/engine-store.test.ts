@@ -7,7 +7,7 @@ import { startRedis } from '../helpers/redis.ts'
 
 // RedisStore against a real redis-server: a thing's state is stored as one
 // field for the rest and one field per property, and a commit writes only
-// the properties that changed.
+// the properties the batch says it replaced (processBatch's `written`).
 
 const redis = await startRedis()
 t.teardown(() => redis.stop())
@@ -28,14 +28,14 @@ t.test('per-property state fields: written when changed, removed when gone, load
   t.type(token, 'number', 'lease of partition 0 taken')
   const x = { current: sample(1, 10), counted: sample(1, 10), changedAt: 10 }
   const s1 = state(1, { x, y: { current: sample(2, 11) }, z: { current: sample(3, 12) } })
-  await store.commit({ partition: 0, token: token!, from: '', to: '1-0', states: new Map([['a', s1]]), before: new Map([['a', undefined]]), history: [], alerts: [], outbox: [], feedback: [] })
+  await store.commit({ partition: 0, token: token!, from: '', to: '1-0', states: new Map([['a', s1]]), written: new Map([['a', null]]), history: [], alerts: [], outbox: [], feedback: [] })
   t.same((await store.load(0)).states.get('a'), roundTrip(s1), 'first commit: every property written')
   t.same(await store.getState(0, 'a', ['x', 'y', 'z']), roundTrip(s1), 'getState assembles the same state')
 
   // A marker in x's field shows whether the next commit rewrites it.
   await cmd.hset(keys.stateOf(0), 'a/x', JSON.stringify({ current: sample(99, 10) }))
   const s2 = state(2, { x, y: { current: sample(5, 20), counted: sample(5, 20), prev: sample(2, 11), changedAt: 20 } })
-  await store.commit({ partition: 0, token: token!, from: '1-0', to: '2-0', states: new Map([['a', s2]]), before: new Map([['a', s1]]), history: [], alerts: [], outbox: [], feedback: [] })
+  await store.commit({ partition: 0, token: token!, from: '1-0', to: '2-0', states: new Map([['a', s2]]), written: new Map([['a', new Set(['y'])]]), removed: new Map([['a', ['z']]]), history: [], alerts: [], outbox: [], feedback: [] })
   t.same(await cmd.hkeys(keys.stateOf(0)).then((k) => k.sort()), ['a', 'a/x', 'a/y'], 'the removed property is deleted')
   const loaded = (await store.load(0)).states.get('a')!
   t.same(loaded.properties.y, roundTrip(s2).properties.y, 'the changed property is written')

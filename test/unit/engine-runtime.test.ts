@@ -38,6 +38,8 @@ t.test('entries: encode/decode round trip and inputs', async (t) => {
   const e = { t: 'x', k: 'w' as const, p: 'n', v: '5', n: 123, o: 'c1', d: 0 }
   t.same(decodeEntry('1-0', encodeEntry(e)), { id: '1-0', ...e })
   t.equal(decodeEntry('1-0', ['t', 'x', 'k', 'bogus']), undefined, 'unknown kind from another release')
+  t.same(decodeEntry('1-0', ['k', 'w', 't', 'x', 'v', '5', 'n', '123', 'p', 'n', 'o', 'c1', 'd', '0']), { id: '1-0', ...e }, 'fields in another order decode the same')
+  t.equal(decodeEntry('1-0', encodeEntry({ ...e, k: 'bogus' as never })), undefined, 'unknown kind, fields in order')
   t.same(toInput(e), { input: { type: 'write', source: 'device', property: 'n', payload: '5' } })
   t.same(toInput({ ...e, k: 'r', v: '{"value":1}', d: 2 }), { input: { type: 'write', source: 'rule', depth: 2, property: 'n', payload: { value: { value: 1 } } } }, 'rule values are wrapped, so an envelope-like json value is stored as is')
   t.same(toInput({ ...e, k: 'd', p: '', v: '{"mode":"a"}' }), { input: { type: 'setDesired', patch: { mode: 'a' } } })
@@ -75,6 +77,24 @@ t.test('processBatch: deterministic, ids unique, state published once per thing'
   t.same({ payload: xState.payload, stateRef: xState.stateRef }, { payload: '', stateRef: { id: '7:2-0/state', thingId: 'x' } }, 'the outbox keeps a reference to the state, not its text')
   t.match(JSON.parse(published[a.outbox.indexOf(xState)]!.payload), { id: '7:2-0/state', thingId: 'x', seq: 3, properties: { n: { value: 12 } } }, 'rendered from the batch state when published')
   t.equal(renderState(xState, () => undefined), undefined, 'a thing without state publishes no state')
+})
+
+t.test('processBatch: states updated in place; a batch keeps what it wrote and the state it publishes', async (t) => {
+  const d = defs()
+  const cache = new Map<string, CachedState>()
+  const ctx = { partition: 0, defs: d, partitions: 64, cache }
+  const a = processBatch(ctx, [entry('1-0', 'x', 'n', '3', 1000), entry('2-0', 'x', 'mode', '"a"', 1001)])
+  t.equal(a.written.get('x'), null, 'a thing without state: every property is written')
+  const b = processBatch(ctx, [entry('3-0', 'x', 'n', '4', 1002)])
+  t.same([...b.written.get('x')!], ['n'], 'then only what the batch replaced')
+  t.equal(b.states.get('x'), a.states.get('x'), 'one state object per thing, updated in place')
+  const first = a.outbox.find((m) => m.topic === 'things/x/state')!
+  t.match(JSON.parse(renderState(first, (id) => a.states.get(id), a.statePayloads)!.payload), { id: '0:2-0/state', seq: 2, properties: { n: { value: 3 }, mode: { value: 'a' } } },
+    'the first batch, published after the second ran, shows its own state')
+  const d2 = d.apply([{ op: 'deleteRule', id: 'copy' }, { op: 'putTemplate', template: { id: 'T', properties: { n: { type: 'integer', history: true, change: 'on-change' }, extra: { type: 'number', default: 7 } } } }])
+  const c = processBatch({ ...ctx, defs: d2 }, [entry('4-0', 'x', 'n', '5', 1003)])
+  t.same([...c.written.get('x')!].sort(), ['extra', 'n'], 'a definitions change writes the new default')
+  t.same(c.removed.get('x'), ['mode'], 'and removes the property that went')
 })
 
 t.test('processBatch: a refused write republishes no state', async (t) => {

@@ -204,6 +204,22 @@ t.test('processing is deterministic and state is plain JSON', async (t) => {
   t.same(tail.effects, a.effects.slice(3))
 })
 
+t.test('processInput leaves its input alone unless asked to update it in place', async (t) => {
+  // A state with a value, rule memory, an active alert and a desired value.
+  const s0 = run(initialState(p1), [[w({ temperature: 85 }), 1000], [{ type: 'setDesired', patch: { mode: 'auto' } }, 1001]]).state
+  const snapshot = JSON.stringify(s0)
+  const input: ThingInput = w({ temperature: 70, vibration: 9, mode: 'auto' })
+  const pure = processInput(s0, p1, input, { now: 2000 })
+  t.equal(JSON.stringify(s0), snapshot, 'input state unchanged')
+  t.not(pure.state, s0, 'a new state')
+  t.same(types(pure.effects), ['stateChanged', 'historyAppend', 'alert:cleared', 'setProperty', 'event:vibration', 'delta'], 'the input changed values, rules, the alert and the delta')
+  t.same(pure.written.sort(), ['mode', 'temperature', 'vibration'], 'written names every property replaced')
+  const inPlace = processInput(s0, p1, input, { now: 2000, inPlace: true })
+  t.equal(inPlace.state, s0, 'in place: the same object, updated')
+  t.same(inPlace.state, pure.state, 'to the same state')
+  t.same(inPlace.effects, pure.effects, 'with the same effects')
+})
+
 t.test('reconcileState applies definition changes and restart persistence', async (t) => {
   const s = run(initialState(p1), [[w({ temperature: 85, limit: 95, running: true, mode: 'auto' }), 1]]).state
   const restarted = reconcileState(s, p1, { restart: true })
