@@ -115,7 +115,7 @@ function startWorker (): Worker {
 async function stopWorker (w: Worker): Promise<void> {
   if (w.proc.exitCode !== null || w.proc.signalCode !== null) return
   const exited = new Promise((resolve) => w.proc.once('exit', resolve))
-  w.proc.send({ op: 'close' } satisfies WorkerRequest)
+  try { w.proc.send({ op: 'close' } satisfies WorkerRequest) } catch { w.proc.kill('SIGKILL') }
   const timer = setTimeout(() => w.proc.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
@@ -161,7 +161,7 @@ function fillChunk (buf: Buffer, ids: number[]): number {
   return o
 }
 
-/** Sends `count` messages (or until `stopAt`), honouring the socket's backpressure. Returns how many went to each id bucket. */
+/** Sends `count` messages (or until `stopAt`), honouring the socket's backpressure; `toFailed` counts those whose subscriber never subscribed. */
 async function publishLoop (s: Socket, seed: number, count: number, stopAt: number, skip: Set<number>): Promise<{ sent: number, toFailed: number }> {
   const buf = Buffer.allocUnsafe(CHUNK * 128)
   let x = seed
@@ -355,4 +355,6 @@ if (of('wildcard').length > 0 && of('exact').length > 0) {
   const ratio = median(of('wildcard')) / median(of('exact'))
   console.log(`\nwildcard / exact deliveries/s${RUNS > 1 ? ` (medians of ${RUNS} runs)` : ''}: **${ratio.toFixed(2)}x** (target ≥ 0.8x: ${ratio >= 0.8 ? 'met' : 'missed'})`)
 }
+const busiestOthers = Math.max(...results.map((r) => r.cpu['other processes'] ?? 0))
+if (busiestOthers >= 50) console.log(`\nNot comparable: processes outside this bench used up to ${busiestOthers.toFixed(0)}% of a core during a measurement; re-run on a quiet machine.`)
 process.exit(0)
