@@ -25,6 +25,7 @@ export function createMetrics () {
     busReceived: new Gauge({ name: 'thingmesh_bus_received_total', help: 'publishes received from other nodes', registers: [registry] }),
     busDropped: new Gauge({ name: 'thingmesh_bus_dropped_total', help: 'publishes Redis refused (QoS0 dropped, QoS>0 refused to the publisher)', registers: [registry] }),
     rejected: new Counter({ name: 'thingmesh_clients_rejected_total', help: 'connections closed for bad input or policy', labelNames: ['reason'], registers: [registry] }),
+    slowConsumers: new Counter({ name: 'thingmesh_slow_consumer_total', help: 'messages not written to a client over --max-client-buffer-bytes: action qos0_dropped (message dropped) or disconnected (QoS1/2; the client was disconnected)', labelNames: ['action'], registers: [registry] }),
     queueDropped: new Counter({ name: 'thingmesh_queue_dropped_total', help: 'queued messages dropped by the per-client queue cap (oldest first)', registers: [registry] }),
     replicationShortfalls: new Counter({ name: 'thingmesh_replication_shortfalls_total', help: 'QoS>0 publish batches refused because fewer Redis replicas than --redis-wait-replicas confirmed in time', registers: [registry] }),
     sessionsExpired: new Counter({ name: 'thingmesh_sessions_expired_total', help: 'persistent sessions deleted after --session-expiry-sec', registers: [registry] }),

@@ -11,6 +11,7 @@ import { startEngine, type EngineBridge } from './engine-bridge.ts'
 import type { EngineApi } from '../engine/runtime/index.ts'
 import { guardSocket } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
+import type { ShedAction } from './mqtt/slow-consumers.ts'
 import { stateOf } from './mqtt/client-state.ts'
 import { startSysPublisher } from './sys-topics.ts'
 import { Authenticator, ensureFirstAdmin, MemoryUserStore, RedisUserStore, type UserStore } from './auth/index.ts'
@@ -117,6 +118,11 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
     // Enforced by hooks.preConnect, which caps instead of refusing.
     keepaliveLimit: 0,
     drainTimeout: config.drainTimeoutMs,
+    maxClientBufferBytes: config.maxClientBufferBytes,
+    onSlowConsumer: (clientId: string, action: ShedAction, bufferedBytes: number) => {
+      metrics.slowConsumers.inc({ action })
+      if (action === 'disconnected') log.warn({ event: 'client.slow_consumer', clientId, bufferedBytes, code: 'BROKER_SLOW_CONSUMER' }, 'client disconnected: too much unsent data (raise --max-client-buffer-bytes if it is a legitimate burst)')
+    },
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
     maxInflightInbound: config.maxInflightInbound,
     ...hooks,

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
+import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
 
 const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream: WriteToStream }
@@ -31,6 +32,7 @@ let installed = false
 export function installWirePatches (): void {
   if (installed) return
   installed = true
+  installSlowConsumerGuard(THINGMESH_BROKER)
   mqttPacket.writeToStream = function patchedWriteToStream (packet, stream, opts) {
     const client = (stream as Writable & { client?: { broker?: Record<symbol, unknown> } }).client
     if (client?.broker?.[THINGMESH_BROKER] === true) {
@@ -57,6 +59,7 @@ export function installWirePatches (): void {
           (state.beforeConnack ??= []).push({ packet, opts })
           return true
         }
+        if (shedSlowConsumer(client as never, stream, packet as { qos?: number })) return true
         holdCork(stream)
       }
     }

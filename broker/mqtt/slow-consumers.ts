@@ -1,0 +1,76 @@
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { Writable } from 'node:stream'
+
+/**
+ * One subscriber that stops reading must not slow down everyone else (chaos
+ * R8). aedes completes a delivery only when the subscriber's socket drains,
+ * and the broker finishes a publish only when every delivery completed; a
+ * frozen subscriber therefore held every publish that matched it until
+ * drainTimeout, and with them the publishers and all other subscribers
+ * (p99 6.5 s in R8). Here a delivery completes once it is handed to the
+ * socket; the drain timer still disconnects a client whose socket stays full.
+ * What a client has not read is bounded per client instead: past
+ * `maxClientBufferBytes` of unsent data, QoS 0 messages to it are dropped and
+ * a QoS 1/2 message disconnects it (a persistent session keeps the message
+ * in its queue and gets it on reconnect), as Mosquitto's max_queued_bytes.
+ */
+
+export type ShedAction = 'qos0_dropped' | 'disconnected'
+
+/** What the guard reads from aedes' broker options (set in node.ts). */
+export interface SlowConsumerOptions {
+  maxClientBufferBytes?: number
+  onSlowConsumer?: (clientId: string, action: ShedAction, bufferedBytes: number) => void
+}
+
+interface GuardedClient {
+  id: string
+  broker?: { opts?: SlowConsumerOptions & { drainTimeout?: number } } & Record<symbol, unknown>
+  conn: Writable
+  _drainTimer: NodeJS.Timeout | null
+  _onDrainBound?: () => void
+  _handleDrain(): void
+  _handleDrainTimeout(): void
+  waitForDrain(callback: (err: Error | null, client: unknown) => void): void
+}
+
+const require = createRequire(import.meta.url)
+// aedes exports only its entry point; the Client class is reached by file URL.
+const clientModule = await import(pathToFileURL(join(dirname(require.resolve('aedes')), 'lib', 'client.js')).href) as { default: { prototype: GuardedClient } }
+
+let installed = false
+
+/** Patches aedes' Client once per process; only brokers marked with `marker` are affected. */
+export function installSlowConsumerGuard (marker: symbol): void {
+  if (installed) return
+  installed = true
+  const proto = clientModule.default.prototype
+  const original = proto.waitForDrain
+  proto.waitForDrain = function waitForDrainWithoutBlocking (this: GuardedClient, callback) {
+    if (this.broker?.[marker] !== true) { original.call(this, callback); return }
+    const ms = this.broker.opts?.drainTimeout ?? 0
+    if (ms > 0 && !this._drainTimer) {
+      this._onDrainBound ??= this._handleDrain.bind(this)
+      this.conn.once('drain', this._onDrainBound)
+      this._drainTimer = setTimeout(this._handleDrainTimeout.bind(this), ms)
+      this._drainTimer.unref()
+    }
+    setImmediate(callback, null, this)
+  }
+}
+
+/**
+ * Called before a PUBLISH is written to a client of a marked broker. Returns
+ * true when the packet must not be written (dropped, or the client is being
+ * disconnected).
+ */
+export function shedSlowConsumer (client: GuardedClient, stream: Writable, packet: { qos?: number }): boolean {
+  const cap = client.broker?.opts?.maxClientBufferBytes ?? 0
+  if (cap <= 0 || stream.writableLength <= cap) return false
+  const action: ShedAction = (packet.qos ?? 0) === 0 ? 'qos0_dropped' : 'disconnected'
+  client.broker?.opts?.onSlowConsumer?.(client.id, action, stream.writableLength)
+  if (action === 'disconnected' && !stream.destroyed) stream.destroy(new Error(`slow consumer: ${stream.writableLength} bytes unsent (--max-client-buffer-bytes)`))
+  return true
+}
