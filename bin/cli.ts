@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { envOf, flagOf, loadConfig, optionSpecs } from '../broker/config.ts'
 import { isThingmeshError } from '../broker/errors.ts'
 import { createLogger } from '../broker/log.ts'
-import { startNode, surviveUnhandledRejections } from '../broker/node.ts'
+import { runStart } from './commands/start.ts'
 import { registerAdmin } from './commands/admin.ts'
 import { registerUsers } from './commands/users.ts'
 
@@ -28,21 +28,7 @@ start.action(async (opts: Record<string, unknown>) => {
   const { config: file, ...cli } = opts
   const config = loadConfig({ cli, env: process.env, file: file as string | undefined })
   const log = createLogger(config.logLevel)
-  const node = await startNode(config, log)
-  surviveUnhandledRejections(log, node.metrics)
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
-    log.info({ event: 'node.stopping', signal }, 'stopping')
-    const force = setTimeout(() => { log.error({ event: 'node.stop_timeout' }, 'graceful stop took over 10 s; exiting'); process.exit(1) }, 10_000)
-    force.unref()
-    node.stop().then(() => process.exit(0), (err: Error) => { log.error({ event: 'node.stop_failed', err: err.message }); process.exit(1) })
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
-  // A drain (requested by `thingmesh drain` or the admin topic) ends the process too.
-  void node.stopped.then(() => process.exit(0))
+  await runStart(config, log)
 })
 
 program.command('drain')

@@ -43,6 +43,9 @@ export class ClusterRuntime {
   private port: BrokerPort | null = null
   /** Set by the node: a `drain` control message names this node. */
   onDrain: ((spreadMs?: number) => void) | null = null
+  /** Set by the node: this incarnation was declared dead; fence() has already cut its Redis links. */
+  onFenced: (() => void) | null = null
+  private fenced = false
   private readonly busChannel: string
   private subReady = false
   private subEverReady = false
@@ -56,6 +59,8 @@ export class ClusterRuntime {
   scaling: Recommendation | null = null
   /** Connections holding a claim on this node, by client id. */
   private readonly claimed = new Map<string, { client: AedesClient, epoch: number }>()
+  /** Connections whose claim was released (the close is reported twice: by the socket and by aedes). */
+  private readonly released = new WeakSet<AedesClient>()
   /**
    * Takeover notices from other nodes, kept a few seconds: a notice can
    * overtake the reply to our own claim (they travel on different
@@ -160,15 +165,29 @@ export class ClusterRuntime {
       void this.reapDead()
       for (const b of brokerIds) this.cmd.del(this.keys.interestOf(b), this.keys.interestSeqOf(b)).catch(() => {})
     })
-    this.membership.on('fenced', () => {
-      // Crash-only: the survivors own our clients' wills now. Drop everything
-      // and exit; a restart comes back as a new incarnation with clean state.
-      // The survivors published (or are publishing) these clients' wills: not again from here.
-      for (const c of port.localClients()) { c._disconnected = true; c.close() }
-      this.log.fatal({ event: 'node.exit_fenced' }, 'exiting after being declared dead by the cluster')
-      setTimeout(() => process.exit(3), 100)
-    })
+    this.membership.on('fenced', () => { this.fence() })
     this.membership.on('beatFailed', () => this.metrics.redisUp.set(0))
+  }
+
+  /**
+   * The cluster declared this incarnation dead: the survivors publish its
+   * clients' wills (or did) and deleted its interest set. From here it writes
+   * nothing more in its name: both Redis links are cut first (queued and new
+   * commands fail), so closing the clients afterwards cannot delete a will a
+   * survivor has not published yet (aedes' delWill on a will-less close),
+   * re-create the interest set, or release a session someone else may hold.
+   * Then the node tears itself down (and may come back as a new incarnation).
+   */
+  private fence (): void {
+    if (this.fenced) return
+    this.fenced = true
+    this.catchUp.close()
+    this.stopTimers()
+    this.cmd.disconnect()
+    this.sub.disconnect()
+    this.subReady = false
+    if (this.onFenced) { this.onFenced(); return }
+    for (const c of this.port?.localClients() ?? []) { c._disconnected = true; c.close() }
   }
 
   async start (): Promise<void> {
@@ -192,9 +211,16 @@ export class ClusterRuntime {
   sessionHooks (): SessionHooks {
     return {
       claim: async (client) => {
+        // aedes reports a close only for registered clients: one that goes
+        // away during CONNECT (claim, takeover wait) would keep its claim.
+        client.conn.once('close', () => this.clientClosed(client))
         const claim = await this.sessions.claim(client.id, !client.clean)
         const state = stateOf(client)
         state.epoch = claim.epoch
+        if (client.closed || client.conn.destroyed) {
+          this.clientClosed(client)
+          throw new Error('connection closed during CONNECT')
+        }
         const foreign = this.foreignClaims.get(client.id)
         if (foreign && foreign.epoch > claim.epoch) {
           // A newer connection elsewhere already won the race.
@@ -218,7 +244,8 @@ export class ClusterRuntime {
   /** A local connection ended (any reason): release the client id once its writes are in Redis. */
   clientClosed (client: AedesClient): void {
     const { epoch } = stateOf(client)
-    if (epoch === 0) return
+    if (epoch === 0 || this.fenced || this.released.has(client)) return
+    this.released.add(client)
     if (!client.clean && !stateOf(client).takenOver) {
       this.persistence.sessionSeen(client.id, false).catch(() => { /* expiry bookkeeping only */ })
     }
@@ -233,7 +260,8 @@ export class ClusterRuntime {
     const redisOk = this.cmd.status === 'ready' && !linkStalled(this.cmd) && beatAge < this.config.deadAfterMs
     const indexOk = !this.persistence.index.stale
     return {
-      ok: redisOk && this.subReady && !linkStalled(this.sub) && indexOk,
+      ok: !this.fenced && redisOk && this.subReady && !linkStalled(this.sub) && indexOk,
+      ...(this.fenced ? { fenced: true } : {}),
       redis: redisOk ? 'up' : 'down',
       pubsub: this.subReady ? 'up' : 'down',
       subscriptionIndex: indexOk ? 'current' : 'resyncing',
@@ -244,12 +272,17 @@ export class ClusterRuntime {
 
   async stop (): Promise<void> {
     this.catchUp.close()
+    this.stopTimers()
+    await this.membership?.stop()
+    if (!this.fenced) await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
+  }
+
+  private stopTimers (): void {
     if (this.reapTimer) clearInterval(this.reapTimer)
     if (this.expiryTimer) clearInterval(this.expiryTimer)
     if (this.sampleTimer) clearInterval(this.sampleTimer)
+    this.reapTimer = this.expiryTimer = this.sampleTimer = null
     this.sampler?.stop()
-    await this.membership?.stop()
-    await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
   }
 
   /** Scaling advice from every member's published load: kept for /metrics and published on $SYS (local only). */
@@ -322,15 +355,22 @@ export class ClusterRuntime {
 
   /** The log only needs what this node has not delivered yet; trimmed once a heartbeat. */
   private trimBusLog (): void {
-    if (!this.subReady) return
+    if (!this.subReady || this.fenced) return
     this.cmd.xtrim(this.keys.busLogOf(this.brokerId), 'MINID', this.catchUp.lastDelivered).catch(() => { /* retried next beat */ })
   }
 
   private onSubUp (): void {
     if (!this.subEverReady) return
+    this.metrics.pubsubCuts.inc()
+    // A cut long enough to have us declared dead ends in a fence, not a
+    // resync: re-announcing would re-create the interest set the reaper
+    // deleted, in the name of a dead incarnation. One beat tells.
+    void (this.membership?.beat() ?? Promise.resolve()).then(() => { if (!this.fenced) this.resyncAfterCut() })
+  }
+
+  private resyncAfterCut (): void {
     // The pub/sub link dropped and came back: anything sent meanwhile is lost
     // to us, so the subscription index may be stale. Rebuild it.
-    this.metrics.pubsubCuts.inc()
     this.log.warn({ event: 'pubsub.reconnected' }, 'pub/sub link restored; resyncing the subscription index')
     this.subReady = true
     // Redis may have lost our interest set (restart without persistence), and

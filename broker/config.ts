@@ -25,6 +25,7 @@ export const optionSpecs = {
   keepaliveLimit: { schema: int(0, 65535), default: 300, doc: 'largest keepalive (s) the broker grants: a client asking for more, or for none, is accepted and closed after 1.5 × this long without a packet (0 = no cap)' },
   heartbeatMs: { schema: int(100, 60000), default: 1000, doc: 'how often a node renews its membership in Redis' },
   deadAfterMs: { schema: int(300, 600000), default: 3000, doc: 'a node silent for this long is declared dead; its clients\' wills are published' },
+  onFenced: { schema: z.enum(['rejoin', 'exit']), default: 'rejoin', doc: 'what a node declared dead while cut off or starved does when it comes back: rejoin drops its clients and cluster state and joins again in the same process as a new incarnation; exit exits with status 3 for a supervisor to restart' },
   takeoverWaitMs: { schema: int(0, 30000), default: 2000, doc: 'longest a reconnecting client waits for its previous node to flush the session' },
   sessionExpirySec: { schema: int(0, 31536000), default: 86400, doc: 'persistent sessions of clients gone this long are deleted (0 = never)' },
   maxQueuedMessages: { schema: int(1, 10000000), default: 10000, doc: 'per-client offline queue cap; the oldest message is dropped past it (counted in metrics)' },
@@ -92,6 +93,7 @@ export interface NodeConfig {
   readonly keepaliveLimit: number
   readonly heartbeatMs: number
   readonly deadAfterMs: number
+  readonly onFenced: 'rejoin' | 'exit'
   readonly takeoverWaitMs: number
   readonly sessionExpirySec: number
   readonly maxQueuedMessages: number

@@ -29,12 +29,23 @@ export interface RunningNode {
   readonly broker: Aedes
   /** The thing engine (admin layer entry point). */
   readonly engine: EngineApi
-  /** Resolves once the node has stopped or drained. */
-  readonly stopped: Promise<void>
+  /** Resolves once the node has stopped, drained, or torn itself down after being fenced. */
+  readonly stopped: Promise<Stopped>
   /** Planned removal: hand partitions over, move clients to other nodes over spreadMs, leave. */
   drain(spreadMs?: number): Promise<void>
   /** Graceful stop: stop accepting, publish wills, disconnect, leave the cluster. */
   stop(): Promise<void>
+}
+
+/** How a node ended, and when its shutdown began (for a fenced node: when it learnt it was declared dead). */
+export interface Stopped {
+  readonly reason: 'stopped' | 'drained' | 'fenced'
+  readonly since: number
+}
+
+export interface StartOptions {
+  /** Metrics to reuse: a node rejoining after a fence keeps its process's counters. */
+  metrics?: Metrics
 }
 
 /** aedes client ids count, per MQTT 3.1.1 we accept up to 65535 bytes [MQTT-3.1.3-5 allows more than 23]. */
@@ -66,9 +77,9 @@ export function surviveUnhandledRejections (log: Logger, metrics: Metrics): void
  * One thingmesh node: an aedes broker, its listeners, and — with a Redis URL —
  * the cluster runtime that makes it one of many.
  */
-export async function startNode (config: NodeConfig, log: Logger): Promise<RunningNode> {
+export async function startNode (config: NodeConfig, log: Logger, opts: StartOptions = {}): Promise<RunningNode> {
   installWirePatches()
-  const metrics = createMetrics()
+  const metrics = opts.metrics ?? createMetrics()
   // The incarnation suffix makes packet keys unique across restarts of a node.
   const brokerId = `${config.nodeId}~${randomBytes(4).toString('hex')}`
   log = log.child({ nodeId: config.nodeId })
@@ -243,21 +254,37 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
   log.info({ event: 'node.started', brokerId, mqtt: `${config.host}:${mqttPort}`, tls: listeners.ports.tls, ws: listeners.ports.ws, anonymous: auth.anonymousAllowed(), http: `${config.host}:${http.port}`, mode: cluster ? 'cluster' : 'standalone' }, 'thingmesh node listening')
 
   let stopping: Promise<void> | null = null
-  let markStopped: () => void = () => {}
-  const stopped = new Promise<void>((resolve) => { markStopped = resolve })
+  let markStopped: (s: Stopped) => void = () => {}
+  const stopped = new Promise<Stopped>((resolve) => { markStopped = resolve })
   /**
-   * Both ways out. stop(): a shutdown, whose clients' wills are published
-   * (they lose their broker). drain(): a planned removal: partitions are
-   * handed over first, then clients are disconnected a few at a time over
-   * `spreadMs` without wills (they reconnect to the other nodes at once).
+   * The three ways out. stop(): a shutdown, whose clients' wills are
+   * published (they lose their broker). drain(): a planned removal:
+   * partitions are handed over first, then clients are disconnected a few at
+   * a time over `spreadMs` without wills (they reconnect to the other nodes
+   * at once). fenced: the cluster declared this incarnation dead; the cluster
+   * runtime has already cut its Redis links, so the teardown writes nothing
+   * in its name (the caller may start a new incarnation on the same ports).
    */
-  const shutdown = (how: { drain: boolean, spreadMs: number }): Promise<void> => {
+  const shutdown = (how: { mode: 'stop' | 'drain' | 'fenced', spreadMs: number }): Promise<void> => {
     stopping ??= (async () => {
+      const since = Date.now()
+      const drain = how.mode === 'drain'
       listening = false
       stopSys()
       listeners.close()
-      log.info({ event: how.drain ? 'node.draining' : 'node.stopping', clients: broker.connectedClients, spreadMs: how.spreadMs }, how.drain ? 'draining' : 'stopping')
-      if (how.drain) {
+      log.info({ event: how.mode === 'fenced' ? 'node.fenced_teardown' : drain ? 'node.draining' : 'node.stopping', clients: broker.connectedClients, spreadMs: how.spreadMs }, how.mode === 'fenced' ? 'fenced: dropping clients and cluster state' : drain ? 'draining' : 'stopping')
+      if (how.mode === 'fenced') {
+        // The survivors publish (or published) these clients' wills: none
+        // from here. The clients reconnect and take their sessions back from Redis.
+        for (const c of Object.values(clients())) {
+          stateOf(c).takenOver = true
+          c._disconnected = true
+          c.close()
+        }
+        // Its writes carry partition fencing tokens: a lease lost while we
+        // were cut off refuses them, and one still ours is handed back.
+        await engine.stop()
+      } else if (drain) {
         await engine.stop()
         await disconnectSpread(Object.values(clients()), how.spreadMs)
       } else {
@@ -281,18 +308,22 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Runni
         // Let queued Redis commands (session releases, acks) flush before leaving.
         await cluster.stop()
       }
-      log.info({ event: how.drain ? 'node.drained' : 'node.stopped' }, how.drain ? 'thingmesh node drained' : 'thingmesh node stopped')
-      markStopped()
+      const reason = how.mode === 'fenced' ? 'fenced' : drain ? 'drained' : 'stopped'
+      log.info({ event: 'node.' + reason, brokerId }, `thingmesh node ${reason}`)
+      markStopped({ reason, since })
     })()
     return stopping
   }
-  if (cluster) cluster.onDrain = (spreadMs) => { void shutdown({ drain: true, spreadMs: spreadMs ?? config.drainSpreadMs }) }
+  if (cluster) {
+    cluster.onDrain = (spreadMs) => { void shutdown({ mode: 'drain', spreadMs: spreadMs ?? config.drainSpreadMs }) }
+    cluster.onFenced = () => { void shutdown({ mode: 'fenced', spreadMs: 0 }) }
+  }
 
   return {
     config, brokerId, mqttPort, tlsPort: listeners.ports.tls, wsPort: listeners.ports.ws, httpPort: http.port, metrics, broker, engine: engine.engine,
     stopped,
-    stop: () => shutdown({ drain: false, spreadMs: 0 }),
-    drain: (spreadMs = config.drainSpreadMs) => shutdown({ drain: true, spreadMs }),
+    stop: () => shutdown({ mode: 'stop', spreadMs: 0 }),
+    drain: (spreadMs = config.drainSpreadMs) => shutdown({ mode: 'drain', spreadMs }),
   }
 }
 

@@ -47,10 +47,12 @@ export interface MembershipOptions {
  * resumes, does not reap).
  *
  * Events: 'members' (Member[]) after every beat; 'dead' (brokerId[]) for nodes
- * this beat reaped; 'fenced' when this node finds it was itself declared dead
- * (it was paused or cut off): its clients' wills are already published and it
- * must drop its clients so they reconnect to a consistent cluster;
- * 'beatFailed' (Error) when Redis could not be reached.
+ * this beat reaped; 'fenced' (once) when this node finds it was itself
+ * declared dead (it was paused or cut off): its clients' wills are published
+ * by the survivors, so this incarnation must stop writing and drop its
+ * clients; it stops beating for good (the node may come back as a new
+ * incarnation, with a new Membership); 'beatFailed' (Error) when Redis could
+ * not be reached.
  */
 export class Membership extends EventEmitter {
   members: Member[] = []
@@ -58,13 +60,19 @@ export class Membership extends EventEmitter {
   /** Since when (local ms) our beats have succeeded without a failure or reconnect in between; null = not now. */
   private okSince: number | null = null
   private timer: NodeJS.Timeout | null = null
-  private beating = false
+  private beating: Promise<void> | null = null
+  /** Declared dead by the cluster: this incarnation never beats or leaves again. */
+  fenced = false
   private readonly r: Scripted
 
   constructor (private readonly opts: MembershipOptions) {
     super()
     this.r = opts.redis as unknown as Scripted
     opts.redis.on('close', () => { this.okSince = null })
+    // After a cut, beat at once instead of up to heartbeatMs later: if we were
+    // declared dead meanwhile, the sooner we know, the fewer writes this
+    // incarnation makes with an identity the cluster has buried.
+    opts.redis.on('ready', () => { if (this.timer !== null) void this.beat() })
   }
 
   /** Whether this node's own view is trusted to declare others dead. */
@@ -84,9 +92,14 @@ export class Membership extends EventEmitter {
     this.timer.unref()
   }
 
-  async beat (): Promise<void> {
-    if (this.beating) return
-    this.beating = true
+  /** One heartbeat; a caller during a beat in flight waits for that one. After it, `fenced` is known. */
+  beat (): Promise<void> {
+    if (this.fenced) return Promise.resolve()
+    this.beating ??= this.beatOnce().finally(() => { this.beating = null })
+    return this.beating
+  }
+
+  private async beatOnce (): Promise<void> {
     const { keys, self } = this.opts
     try {
       const info: MemberInfo = { v: 1, ...self, load: this.opts.load() }
@@ -94,6 +107,9 @@ export class Membership extends EventEmitter {
         keys.alive, keys.nodes, keys.dead, keys.gone, self.brokerId, JSON.stringify(info), String(this.opts.deadAfterMs), this.mayReap ? '1' : '0')
       this.okSince ??= Date.now()
       if (fenced === 1) {
+        this.fenced = true
+        if (this.timer) clearInterval(this.timer)
+        this.timer = null
         this.opts.log.error({ event: 'cluster.fenced', brokerId: self.brokerId }, 'this node was declared dead while unreachable; dropping its clients')
         this.emit('fenced')
         return
@@ -115,8 +131,6 @@ export class Membership extends EventEmitter {
     } catch (err) {
       this.okSince = null
       this.emit('beatFailed', err)
-    } finally {
-      this.beating = false
     }
   }
 
@@ -132,6 +146,8 @@ export class Membership extends EventEmitter {
   async stop (): Promise<void> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
+    // A fenced incarnation is no member: leaving would be a write in its name.
+    if (this.fenced) return
     const { keys, self } = this.opts
     try {
       await this.r.leave(keys.alive, keys.nodes, keys.willsOf(self.brokerId), self.brokerId)
