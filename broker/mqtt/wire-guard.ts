@@ -20,102 +20,129 @@ export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | '
  * name can no longer be told from a well-formed one holding U+FFFD.
  */
 export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: Violation, detail: string) => void): void {
-  let state = 0 // 0 header byte, 1 length bytes, 2 body
-  let type = 0
-  let flags = 0
-  let len = 0
-  let mult = 1
-  let lenBytes = 0
-  let remaining = 0
-  let packets = 0
-  let failed = false
-  /** Inside a PUBLISH body: bytes of the topic length (2) and of the topic name still to read. */
-  let topicLenLeft = 0
-  let topicLeft = 0
-  let topicParts: Buffer[] = []
+  (conn as Guarded)[GUARD] = new WireGuard(conn, limits, onViolation, conn.read)
+  conn.read = guardedRead as typeof conn.read
+}
 
-  const fail = (v: Violation, detail: string): false => {
-    failed = true
-    onViolation(v, detail)
-    conn.destroy()
+const GUARD = Symbol('thingmesh.wireGuard')
+type Guarded = Duplex & { [GUARD]: WireGuard }
+
+/**
+ * One shared function for every guarded socket. The guard's state lives in
+ * an object, not in closures: tsx (esbuild keepNames) renames every named
+ * closure with defineProperty, which gives each one its own property array,
+ * and per-connection closures were about 1 KB of each idle connection's
+ * memory (issue 8).
+ */
+function guardedRead (this: Guarded, size?: number): Buffer | null {
+  const g = this[GUARD]
+  if (g.failed) return null
+  const buf = g.read.call(this, size) as Buffer | null
+  if (buf === null || g.inspect(buf)) return buf
+  return null
+}
+
+class WireGuard {
+  state = 0 // 0 header byte, 1 length bytes, 2 body
+  type = 0
+  flags = 0
+  len = 0
+  mult = 1
+  lenBytes = 0
+  remaining = 0
+  packets = 0
+  failed = false
+  /** Inside a PUBLISH body: bytes of the topic length (2) and of the topic name still to read. */
+  topicLenLeft = 0
+  topicLeft = 0
+  /** The topic name's pieces when it spans chunks (null otherwise). */
+  topicParts: Buffer[] | null = null
+
+  constructor (
+    private readonly conn: Duplex,
+    private readonly limits: WireLimits,
+    private readonly onViolation: (v: Violation, detail: string) => void,
+    readonly read: Duplex['read'],
+  ) {}
+
+  private fail (v: Violation, detail: string): false {
+    this.failed = true
+    this.onViolation(v, detail)
+    this.conn.destroy()
     return false
   }
 
-  const inspect = (buf: Buffer): boolean => {
+  inspect (buf: Buffer): boolean {
     let i = 0
     while (i < buf.length) {
-      if (state === 2 && topicLenLeft > 0) {
-        topicLeft = topicLeft * 256 + buf[i++]
-        remaining--
-        if (--topicLenLeft === 0) topicLeft = Math.min(topicLeft, remaining)
-        if (remaining === 0) state = 0
+      if (this.state === 2 && this.topicLenLeft > 0) {
+        this.topicLeft = this.topicLeft * 256 + buf[i++]
+        this.remaining--
+        if (--this.topicLenLeft === 0) this.topicLeft = Math.min(this.topicLeft, this.remaining)
+        if (this.remaining === 0) this.state = 0
         continue
       }
-      if (state === 2 && topicLeft > 0) {
-        const take = Math.min(topicLeft, buf.length - i)
-        topicParts.push(buf.subarray(i, i + take))
+      if (this.state === 2 && this.topicLeft > 0) {
+        const take = Math.min(this.topicLeft, buf.length - i)
+        const piece = buf.subarray(i, i + take)
         i += take
-        remaining -= take
-        topicLeft -= take
-        if (topicLeft === 0) {
-          const name = topicParts.length === 1 ? topicParts[0] : Buffer.concat(topicParts)
-          topicParts = []
-          if (!isUtf8(name)) return fail('bad_utf8', 'PUBLISH topic name is not well-formed UTF-8 [MQTT-1.5.3-1]')
+        this.remaining -= take
+        this.topicLeft -= take
+        if (this.topicLeft > 0) {
+          (this.topicParts ??= []).push(piece)
+        } else {
+          const name = this.topicParts === null ? piece : Buffer.concat([...this.topicParts, piece])
+          this.topicParts = null
+          if (!isUtf8(name)) return this.fail('bad_utf8', 'PUBLISH topic name is not well-formed UTF-8 [MQTT-1.5.3-1]')
         }
-        if (remaining === 0) state = 0
+        if (this.remaining === 0) this.state = 0
         continue
       }
-      if (state === 2) {
-        const take = Math.min(remaining, buf.length - i)
+      if (this.state === 2) {
+        const take = Math.min(this.remaining, buf.length - i)
         i += take
-        remaining -= take
-        if (remaining === 0) state = 0
+        this.remaining -= take
+        if (this.remaining === 0) this.state = 0
         continue
       }
       const b = buf[i++]
-      if (state === 0) {
-        type = b >> 4
-        flags = b & 15
-        if (type === 0 || type === 15) return fail('reserved_type', `packet type ${type} is reserved [MQTT-2.2.1]`)
-        if (packets === 0 && type !== 1) return fail('first_not_connect', 'the first packet must be CONNECT [MQTT-3.1.0-1]')
-        if ((type === 8 || type === 10 || type === 6) && flags !== 2) return fail('bad_flags', 'SUBSCRIBE, UNSUBSCRIBE and PUBREL need flags 0010 [MQTT-3.8.1-1]')
-        if (type === 3 && (flags & 6) === 6) return fail('bad_flags', 'PUBLISH with QoS 3 [MQTT-3.3.1-4]')
-        state = 1; len = 0; mult = 1; lenBytes = 0
-        topicLenLeft = 0; topicLeft = 0; topicParts = []
+      if (this.state === 0) {
+        const type = this.type = b >> 4
+        const flags = this.flags = b & 15
+        if (type === 0 || type === 15) return this.fail('reserved_type', `packet type ${type} is reserved [MQTT-2.2.1]`)
+        if (this.packets === 0 && type !== 1) return this.fail('first_not_connect', 'the first packet must be CONNECT [MQTT-3.1.0-1]')
+        if ((type === 8 || type === 10 || type === 6) && flags !== 2) return this.fail('bad_flags', 'SUBSCRIBE, UNSUBSCRIBE and PUBREL need flags 0010 [MQTT-3.8.1-1]')
+        if (type === 3 && (flags & 6) === 6) return this.fail('bad_flags', 'PUBLISH with QoS 3 [MQTT-3.3.1-4]')
+        this.state = 1; this.len = 0; this.mult = 1; this.lenBytes = 0
+        this.topicLenLeft = 0; this.topicLeft = 0; this.topicParts = null
         continue
       }
-      len += (b & 127) * mult
-      lenBytes++
+      this.len += (b & 127) * this.mult
+      this.lenBytes++
       if (b & 128) {
-        if (lenBytes === 4) return fail('bad_length', 'remaining length longer than 4 bytes')
-        mult *= 128
+        if (this.lenBytes === 4) return this.fail('bad_length', 'remaining length longer than 4 bytes')
+        this.mult *= 128
         continue
       }
-      const limit = packets === 0 ? limits.maxConnectPacketSize : limits.maxPacketSize
-      if (1 + lenBytes + len > limit) return fail('too_large', `packet of ${1 + lenBytes + len} bytes over the limit of ${limit}`)
-      if ((type === 8 || type === 10) && len <= 2) return fail('empty_subscription', 'SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2]')
-      if (packets === 0 && refusesEmptyClientId(buf, i, len)) {
+      const len = this.len
+      const type = this.type
+      const limit = this.packets === 0 ? this.limits.maxConnectPacketSize : this.limits.maxPacketSize
+      if (1 + this.lenBytes + len > limit) return this.fail('too_large', `packet of ${1 + this.lenBytes + len} bytes over the limit of ${limit}`)
+      if ((type === 8 || type === 10) && len <= 2) return this.fail('empty_subscription', 'SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2]')
+      if (this.packets === 0 && refusesEmptyClientId(buf, i, len)) {
         // [MQTT-3.1.3-8] must be answered with CONNACK 0x02, but mqtt-packet's
         // parser rejects this CONNECT outright and aedes would close silently.
-        failed = true
-        onViolation('empty_client_id', 'empty client id with clean session 0 [MQTT-3.1.3-8]')
-        conn.end(CONNACK_IDENTIFIER_REJECTED)
+        this.failed = true
+        this.onViolation('empty_client_id', 'empty client id with clean session 0 [MQTT-3.1.3-8]')
+        this.conn.end(CONNACK_IDENTIFIER_REJECTED)
         return false
       }
-      packets++
-      if (len === 0) state = 0; else { state = 2; remaining = len }
-      if (type === 3 && len > 0) { topicLenLeft = 2; topicLeft = 0 }
+      this.packets++
+      if (len === 0) this.state = 0; else { this.state = 2; this.remaining = len }
+      if (type === 3 && len > 0) { this.topicLenLeft = 2; this.topicLeft = 0 }
     }
     return true
   }
-
-  const read = conn.read
-  conn.read = function guardedRead (this: Duplex, size?: number) {
-    if (failed) return null
-    const buf = read.call(this, size) as Buffer | null
-    if (buf === null || inspect(buf)) return buf
-    return null
-  } as typeof conn.read
 }
 
 const CONNACK_IDENTIFIER_REJECTED = Buffer.from([0x20, 0x02, 0x00, 0x02])

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
+import { installMemoryPatches } from './memory-patches.ts'
 import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
 
 const require = createRequire(import.meta.url)
@@ -32,6 +33,7 @@ let installed = false
 export function installWirePatches (): void {
   if (installed) return
   installed = true
+  installMemoryPatches()
   installSlowConsumerGuard(THINGMESH_BROKER)
   mqttPacket.writeToStream = function patchedWriteToStream (packet, stream, opts) {
     const client = (stream as Writable & { client?: { broker?: Record<symbol, unknown> } }).client
