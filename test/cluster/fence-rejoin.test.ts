@@ -43,14 +43,16 @@ async function memberIds (n: NodeProcess): Promise<string[]> {
   return ((await n.health()).body.members as Array<{ brokerId: string }>).map((m) => m.brokerId).sort()
 }
 
-/** Black-holes node3's Redis link until a survivor has declared it dead and published its wills. */
-async function cutUntilReaped (s: Setup): Promise<void> {
-  s.proxy.set('drop')
+/** Black-holes node3's Redis link (or, `starve`, stops the process) until a survivor has declared it dead. */
+async function cutUntilReaped (s: Setup, how: 'cut' | 'starve' = 'cut'): Promise<void> {
+  if (how === 'cut') s.proxy.set('drop')
+  else process.kill(s.cut.proc.pid!, 'SIGSTOP')
   await waitFor(() => s.ns.some((n) => n.log().includes(s.cutBroker) && /"event":"cluster.node_dead"/.test(n.log())), 'node3 declared dead by a survivor', 20_000, 50)
 }
 
-/** Heals the link; the reset makes the node reconnect at once instead of at its watchdog's next verdict. */
-function heal (s: Setup): void {
+/** Heals the link (the reset makes the node reconnect at once instead of at its watchdog's next verdict), or resumes the process. */
+function heal (s: Setup, how: 'cut' | 'starve' = 'cut'): void {
+  if (how === 'starve') { process.kill(s.cut.proc.pid!, 'SIGCONT'); return }
   s.proxy.set('pass')
   s.proxy.cut()
 }
@@ -125,6 +127,26 @@ t.test('a fenced node rejoins as a new incarnation: no exit, new brokerId, route
   t.equal(wills.filter((m) => m.payload === 'gone').length, 1, 'the will was published once (by the survivor, not again by the rejoined node)')
   t.notMatch(cut.log(), /"event":"node.unhandled_rejection"/, 'no unhandled rejection during the teardown')
   await close(withWill, persistent, watcher, pub, fromN1, onCut, onN1, again)
+})
+
+// A node whose event loop stalls past dead-after (SIGSTOP stands for a starved
+// host) cannot be told from a dead one; when it runs again it rejoins the same way.
+t.test('a starved node (SIGSTOP past dead-after) rejoins as a new incarnation', async (t) => {
+  const s = await setUp(t)
+  await cutUntilReaped(s, 'starve')
+  heal(s, 'starve')
+  await waitFor(() => /"event":"cluster.rejoined"/.test(s.cut.log()), 'node3 to log cluster.rejoined', 30_000, 50)
+  const rejoined = JSON.parse(s.cut.log().split('\n').find((l) => l.includes('"event":"cluster.rejoined"'))!) as { brokerId: string, tookMs: number }
+  t.equal(s.cut.proc.exitCode, null, 'the process did not exit')
+  t.not(rejoined.brokerId, s.cutBroker, 'new brokerId')
+  t.comment(`rejoin took ${rejoined.tookMs} ms`)
+  await waitFor(async () => (await memberIds(s.ns[0])).includes(rejoined.brokerId) && (await memberIds(s.ns[0])).length === 3, 'three members, the new incarnation among them', 20_000)
+  const sub = await connect(s.cut.port, { clientId: 'st-sub' })
+  const got = collect(sub)
+  await sub.subscribeAsync('st/t', { qos: 1 })
+  const pub = await connect(s.ns[0].port, { clientId: 'st-pub' })
+  await waitFor(async () => { await pub.publishAsync('st/t', 'x', { qos: 1 }); return got.length > 0 }, 'QoS1 node1 → node3', 10_000, 200)
+  await close(sub, pub)
 })
 
 t.test('--on-fenced exit: the fenced node exits 3, also once the reaper has forgotten it', async (t) => {
