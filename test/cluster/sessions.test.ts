@@ -3,6 +3,7 @@ import { startRedis } from '../helpers/redis.ts'
 import { startCluster, startNodeProcess, stopAll } from '../helpers/node.ts'
 import { close, collect, connect, type MqttClient } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { connectPacket, rawConnect } from '../helpers/raw.ts'
 
 // Guarantees 3 (persistent sessions across nodes) and 4 (client-id takeover).
 const redis = await startRedis()
@@ -110,4 +111,33 @@ t.test('a persistent client whose node was SIGKILLed is taken over at once, not 
   t.pass('the message queued while the holder was dead is delivered')
   first.end(true)
   await close(second, pub)
+})
+
+t.test('a client that hangs up during CONNECT leaves no claim behind (chaos R12: 5 of 2,085 churned clients kept an owners entry)', async (t) => {
+  const rc = redis.client()
+  const ids = Array.from({ length: 60 }, (_, i) => `hangup-${i}`)
+  // Redis holds write scripts for a moment, so every claim is in flight when its socket closes
+  // (what a loaded node does by itself: R12 ran at load 8).
+  const epochKey = 'tm:{thingmesh}:epoch'
+  const epochBefore = Number(await rc.get(epochKey))
+  await rc.client('PAUSE', '800', 'WRITE')
+  await Promise.all(ids.map(async (id, i) => {
+    const raw = await rawConnect(nodes[i % 3].port)
+    raw.send(connectPacket(id, { clean: i % 2 === 0 }))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    if (i % 3 === 0) raw.socket.end(); else raw.socket.destroy()
+    await raw.closed
+  }))
+  await waitFor(async () => Number(await rc.get(epochKey)) >= epochBefore + ids.length, 'every claim executed once Redis resumed', 10_000)
+  // Owners entries of clean sessions go with the connection; persistent ones stay, marked released.
+  await waitFor(async () => {
+    const owners = await rc.hmget('tm:{thingmesh}:owners', ...ids)
+    return owners.every((o, i) => o === null || (i % 2 === 1 && o.split('|')[2] === 'released'))
+  }, 'no live claim left for clients that hung up', 10_000).catch(() => {})
+  const owners = await rc.hmget('tm:{thingmesh}:owners', ...ids)
+  const leftClean = ids.filter((_, i) => i % 2 === 0 && owners[i] !== null)
+  const heldPersistent = ids.filter((_, i) => i % 2 === 1 && owners[i] !== null && owners[i]!.split('|')[2] !== 'released')
+  t.same(leftClean, [], 'no owners entry for clean clients that hung up')
+  t.same(heldPersistent, [], 'persistent clients that hung up are released')
+  rc.disconnect()
 })
