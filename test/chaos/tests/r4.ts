@@ -17,7 +17,9 @@ export const r4: ChaosTest = {
     const pauseMs = 4000
     const lagS = 1
     const serverArgs = ['--min-replicas-to-write', '1', '--min-replicas-max-lag', String(lagS)]
-    return withEnv({ tag: 'R4', args: noIpCaps(), topology: { serverArgs } }, async ({ topo, cluster }) => {
+    // The queued session holds the whole stream (30 s × rate): the default
+    // 10,000-message cap would drop the oldest, which is not what R4 measures.
+    return withEnv({ tag: 'R4', args: [...noIpCaps(), '--max-queued-messages', '200000'], topology: { serverArgs } }, async ({ topo, cluster }) => {
       const [n1, n2, n3] = cluster.nodes
       const s = (x: typeof n1) => ({ host: x.host, port: x.port })
       const stream = new Stream({
