@@ -6,6 +6,10 @@ import { Stream } from '../stream.ts'
 import { withEnv, at } from '../env.ts'
 import { BIN, noIpCaps, startChaosNode, type ChaosNode } from '../cluster.ts'
 import { spawnSync } from 'node:child_process'
+import { adminConnect, type Admin } from '../admin.ts'
+import { EngineProbe, type EngineProbeReport } from '../engine-probe.ts'
+
+const ADMIN_PASSWORD = 'chaos-admin-secret-1'
 
 export const r10: ChaosTest = {
   id: 'R10',
@@ -13,7 +17,7 @@ export const r10: ChaosTest = {
   async run (ctx) {
     const rate = ctx.num('CHAOS_R10_RATE', 400)
     const hasDrain = /\bdrain\b/.test(spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, '--help'], { encoding: 'utf8' }).stdout)
-    return withEnv({ tag: 'R10', args: noIpCaps() }, async ({ topo, cluster }) => {
+    return withEnv({ tag: 'R10', args: [...noIpCaps(), '--admin-password', ADMIN_PASSWORD] }, async ({ topo, cluster }) => {
       const [n1, n2, n3] = cluster.nodes
       const s = (x: ChaosNode) => ({ host: x.host, port: x.port })
       const stream = new Stream({
@@ -25,7 +29,15 @@ export const r10: ChaosTest = {
         ],
       })
       let n4: ChaosNode | null = null
+      // Engine: things with a rule each, written from n3, echoes read on n2; n1 will be drained.
+      const probe = hasDrain ? new EngineProbe('r10', 16) : null
+      let admin: Admin | null = null
       try {
+        if (probe) {
+          admin = await adminConnect(s(n2), 'admin', ADMIN_PASSWORD)
+          await probe.setup(admin.call, 'n1', s(n3), s(n2))
+          probe.start()
+        }
         await stream.start()
         const t0 = Date.now()
         const done = stream.publishFor(ctx.ms(30_000, 25_000))
@@ -38,7 +50,7 @@ export const r10: ChaosTest = {
         // New clients on n4 must see the stream at once.
         const late = new Stream({ name: 'r10', servers: [s(n4)], publishers: 0, ratePerSec: 1, subscribers: [{ name: 'on-n4', cls: 'clean', servers: [s(n4)] }] })
         await late.start()
-        let drain: { code: number | null, ms: number, movedMs: number, onN1: number, exit: number | null, out: string } | null = null
+        let drain: { code: number | null, ms: number, movedMs: number, onN1: number, exit: number | null, out: string, started: number } | null = null
         if (hasDrain) {
           await at(t0, ctx.ms(16_000, 6000))
           const onN1 = stream.publishersOn(n1.port)
@@ -59,10 +71,11 @@ export const r10: ChaosTest = {
             movedMs = Math.max(movedMs, first ? first[0] - started : Infinity)
             diag[p.id] = { connected: p.client.connected, port: p.client.options.port, closesAfter: p.closes.filter((t) => t > started).map((t) => t - started), lastAck: p.acksByPort.at(-1)?.map((v, i) => i === 0 ? v - started : v) }
           }
-          drain = { code: r.status, ms, movedMs, onN1: onN1.length, exit, out: (r.stdout + r.stderr).slice(-500) + JSON.stringify(diag) }
+          drain = { code: r.status, ms, movedMs, onN1: onN1.length, exit, out: (r.stdout + r.stderr).slice(-500) + JSON.stringify(diag), started }
           ctx.log(`R10: drain exit ${r.status} after ${ms} ms; n1 exit ${exit}; ${onN1.length} publishers moved within ${movedMs} ms`)
         }
         await done
+        const engine: EngineProbeReport | null = probe && drain ? await probe.finish(drain.started - 1000, 15_000) : null
         const reports = await stream.finish(ctx.ms(15_000, 8000), [s(n2), s(n3)])
         const onN4 = late.subs[0].record.received
         await late.close()
@@ -72,13 +85,18 @@ export const r10: ChaosTest = {
         if (drain) {
           rows.push(row('R10', 'drain n1: clients moved ≤ 5 s', `${drain.onN1} publishers on n1, all acked elsewhere within ${Number.isFinite(drain.movedMs) ? drain.movedMs + ' ms' : 'never'}; drain command exit ${drain.code} after ${drain.ms} ms; n1 exit code ${drain.exit}`, drain.onN1 > 0 && drain.movedMs <= 5000 && drain.code === 0, { out: drain.out }))
           rows.push(row('R10', 'drain n1: 0 acked lost (same stream, all subscribers)', reports.map((r) => `${r.subscriber} ${r.lost}/${r.acked}`).join(', '), reports.every((r) => r.lost === 0)))
-          rows.push(notRun('R10', 'engine rules owned by n1 re-owned ≤ 5 s', 'not run: the harness does not create engine rules yet'))
+          if (engine) {
+            rows.push(row('R10', 'engine rules owned by n1 re-owned ≤ 5 s', `${engine.ownedByDrained.length} of ${engine.things} things on n1's partitions (one rule each, written every 200 ms); longest time without a firing from 1 s before the drain: ${engine.worstGapMs} ms`, engine.ownedByDrained.length > 0 && engine.worstGapMs <= 5000))
+            rows.push(row('R10', 'engine: 0 missed or repeated rule firings across the drain', `${engine.missed} missed, ${engine.repeated} repeated, of ${engine.writesAcked} acknowledged writes${engine.missed ? `; e.g. ${engine.missedSample.join(', ')}` : ''}`, engine.missed === 0 && engine.repeated === 0 && engine.writesAcked > 0))
+          }
         } else {
           rows.push(notRun('R10', 'drain n1: clients moved ≤ 5 s, 0 acked lost', 'no `thingmesh drain` command'))
           rows.push(notRun('R10', 'engine rules owned by n1 re-owned ≤ 5 s', 'needs drain'))
         }
         return rows
       } finally {
+        await probe?.close()
+        await admin?.close()
         await stream.close()
       }
     })
