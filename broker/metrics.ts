@@ -33,6 +33,7 @@ export function createMetrics () {
     willsPublished: new Counter({ name: 'thingmesh_dead_node_wills_total', help: 'wills this node published for clients of dead nodes', registers: [registry] }),
     indexResyncs: new Counter({ name: 'thingmesh_subscription_index_resyncs_total', help: 'rebuilds of the subscription index from Redis', registers: [registry] }),
     unhandledRejections: new Counter({ name: 'thingmesh_unhandled_rejections_total', help: 'promise rejections nothing handled (bugs; each is logged with code BROKER_UNHANDLED_REJECTION)', registers: [registry] }),
+    rejoins: new Counter({ name: 'thingmesh_cluster_rejoins_total', help: 'times this process came back as a new incarnation after the cluster declared it dead (--on-fenced rejoin)', registers: [registry] }),
     pubsubCuts: new Counter({ name: 'thingmesh_pubsub_reconnects_total', help: 'times the Redis pub/sub link was lost and re-established', registers: [registry] }),
     busReplayed: new Counter({ name: 'thingmesh_bus_replayed_total', help: 'batches of QoS 1/2 publishes the pub/sub link missed, delivered from the replay log after it came back', registers: [registry] }),
     auth: new Counter({ name: 'thingmesh_auth_total', help: 'CONNECT authentication outcomes (ok_cached, ok_hashed, ok_shared, anonymous, bad_credentials, required, throttled, busy, client_id, cert_mismatch, unavailable)', labelNames: ['result'], registers: [registry] }),

@@ -1,9 +1,11 @@
 /**
- * Prints the README's configuration table from broker/config.ts, so the docs
- * cannot drift from the code: `node --import tsx scripts/config-doc.ts`.
+ * Prints the README's configuration table from broker/config.ts (and the
+ * metrics table, scripts/metrics-doc.ts), so the docs cannot drift from the
+ * code: `npm run docs:config`.
  * test/unit/readme.test.ts checks the README lists every option.
  */
 import { envOf, flagOf, optionSpecs } from '../broker/config.ts'
+import { withMetricsTable } from './metrics-doc.ts'
 
 export function configTable (): string {
   const rows = ['| flag | environment | default | meaning |', '|---|---|---|---|']
@@ -23,6 +25,6 @@ export function withConfigTable (readme: string): string {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { readFileSync, writeFileSync } = await import('node:fs')
   const path = new URL('../README.md', import.meta.url)
-  writeFileSync(path, withConfigTable(readFileSync(path, 'utf8')))
-  console.log('README.md configuration table updated')
+  writeFileSync(path, await withMetricsTable(withConfigTable(readFileSync(path, 'utf8'))))
+  console.log('README.md configuration and metrics tables updated')
 }

@@ -1,4 +1,3 @@
-import { Counter } from 'prom-client'
 import type { NodeConfig } from '../../broker/config.ts'
 import type { Logger } from '../../broker/log.ts'
 import { startNode, surviveUnhandledRejections, type RunningNode } from '../../broker/node.ts'
@@ -22,7 +21,6 @@ export async function runStart (config: NodeConfig, log: Logger): Promise<void> 
   let node: RunningNode | null = await startNode(config, log)
   const metrics = node.metrics
   surviveUnhandledRejections(log, metrics)
-  const rejoins = new Counter({ name: 'thingmesh_cluster_rejoins_total', help: 'times this process came back as a new incarnation after the cluster declared it dead (--on-fenced rejoin)', registers: [metrics.registry] })
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -66,7 +64,7 @@ export async function runStart (config: NodeConfig, log: Logger): Promise<void> 
       process.exit(EXIT_FENCED)
     }
     node = next
-    rejoins.inc()
+    metrics.rejoins.inc()
     log.warn({ event: 'cluster.rejoined', brokerId: node.brokerId, previous, tookMs: Date.now() - ended.since }, 'rejoined the cluster as a new incarnation after being declared dead')
   }
 }

@@ -122,14 +122,15 @@ t.test('Redis paused longer than dead-after: no live node declared dead, a kille
 // dead-after is declared dead by the others and its clients' wills are
 // published. When the link heals it must not be re-admitted with the state
 // the reaper deleted (its interest set, its wills), even after the reaper
-// finished and forgot it: it is fenced (drops its clients, exits 3).
+// finished and forgot it: it is fenced (drops its clients; with --on-fenced
+// exit, as here, it exits 3; the default rejoin is in fence-rejoin.test.ts).
 t.test('a node reaped while cut off is fenced when it comes back, also after its wills were published', async (t) => {
   const deadAfterMs = 3000
   const args = ['--heartbeat-ms', '500', '--dead-after-ms', String(deadAfterMs)]
   const r = await startRedis()
   const proxy = await startProxy(r.port)
   const ns = await startMembers(r.url, 2, args)
-  const cut = await startNodeProcess({ redis: `redis://127.0.0.1:${proxy.port}`, nodeId: 'node3', args })
+  const cut = await startNodeProcess({ redis: `redis://127.0.0.1:${proxy.port}`, nodeId: 'node3', args: [...args, '--on-fenced', 'exit'] })
   t.teardown(async () => { await stopAll([...ns, cut]); await proxy.close(); await r.stop() })
   await waitFor(async () => ((await ns[0].health()).body.members as unknown[]).length === 3, 'three members', 30_000)
   const cutBroker = ((await cut.health()).body.members as Array<{ nodeId: string, brokerId: string }>).find((m) => m.nodeId === 'node3')!.brokerId
