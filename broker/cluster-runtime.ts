@@ -343,7 +343,10 @@ export class ClusterRuntime {
    * returns after ioredis' resubscribe, so every later batch also arrives live.
    */
   private async replayBus (): Promise<void> {
-    try { await this.sub.ping() } catch { return /* down again: the next reconnect replays */ }
+    // If the PING fails the link may be down again (the next reconnect
+    // replays) or just slow: read the log anyway rather than hold live
+    // batches until a reconnect that may never come.
+    await this.sub.ping().catch(() => {})
     const before = this.catchUp.stats.replayed
     await this.catchUp.resume()
     const n = this.catchUp.stats.replayed - before
