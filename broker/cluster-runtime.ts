@@ -97,7 +97,7 @@ export class ClusterRuntime {
     this.bus = new ClusterBus(brokerId, {
       publish: (b, batch, durable) => this.publishFrame(b, batch, durable),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
-        .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), brokerId, this.keys.controlChannel, op, ...filters),
+        .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), this.keys.gone, brokerId, this.keys.controlChannel, op, ...filters),
       replicated: config.redisWaitReplicas > 0
         ? async () => {
           const acked = Number(await this.cmd.call('WAIT', config.redisWaitReplicas, config.redisWaitTimeoutMs))
@@ -182,6 +182,7 @@ export class ClusterRuntime {
     if (this.fenced) return
     this.fenced = true
     this.catchUp.close()
+    this.persistence.close()
     this.stopTimers()
     this.cmd.disconnect()
     this.sub.disconnect()
@@ -272,6 +273,7 @@ export class ClusterRuntime {
 
   async stop (): Promise<void> {
     this.catchUp.close()
+    this.persistence.close()
     this.stopTimers()
     await this.membership?.stop()
     if (!this.fenced) await Promise.allSettled([this.sub.quit(), this.cmd.quit()])

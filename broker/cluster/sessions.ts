@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Keys } from './keys.ts'
+import { ThingmeshError } from '../errors.ts'
 
 interface Scripted {
   claimSession(...args: string[]): Promise<[number, string]>
@@ -13,6 +14,11 @@ export interface Claim {
   epoch: number
   /** The connection this one replaces, if it may still be flushing its session. */
   previous: { brokerId: string, epoch: number, released: boolean, persistent: boolean } | null
+}
+
+/** A script's refusal of a write by a broker in `gone` (the Lua error "BROKER_FENCED ..."). */
+export function isFencedReply (err: unknown): boolean {
+  return /^BROKER_FENCED /.test((err as Error | undefined)?.message ?? '')
 }
 
 /**
@@ -42,8 +48,21 @@ export class SessionRegistry {
     this.r = redis as unknown as Scripted
   }
 
+  /**
+   * A claim by an incarnation the cluster declared dead is refused by the
+   * script (lua/claimSession-3.lua), writing nothing: one replayed from the
+   * cut, or made before the fenced heartbeat's reply. It rejects with
+   * BROKER_REDIS_UNAVAILABLE (details.fenced); the CONNECT hook answers any
+   * failed claim with CONNACK 3, server unavailable.
+   */
   async claim (clientId: string, persistent: boolean): Promise<Claim> {
-    const [epoch, prev] = await this.r.claimSession(this.keys.owners, this.keys.epoch, clientId, this.brokerId, this.keys.controlChannel, persistent ? '1' : '0')
+    let epoch: number, prev: string
+    try {
+      [epoch, prev] = await this.r.claimSession(this.keys.owners, this.keys.epoch, this.keys.gone, clientId, this.brokerId, this.keys.controlChannel, persistent ? '1' : '0')
+    } catch (err) {
+      if (!isFencedReply(err)) throw err
+      throw new ThingmeshError('BROKER_REDIS_UNAVAILABLE', `this node (${this.brokerId}) was declared dead by the cluster; session claim refused`, { brokerId: this.brokerId, fenced: true })
+    }
     if (!prev) return { epoch, previous: null }
     const [brokerId, e, state, p] = prev.split('|')
     return { epoch, previous: { brokerId, epoch: Number(e), released: state === 'released', persistent: p === '1' } }

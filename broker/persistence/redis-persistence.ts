@@ -71,6 +71,10 @@ export class RedisPersistence {
   /** SUBSCRIBE packets already stored: aedes stores the same array once per filter. */
   private storing = new WeakMap<object, Promise<void>>()
   private resyncing: Promise<void> | null = null
+  /** Set by close(): the node stopped or was fenced, and its Redis link is cut for good. */
+  private closed = false
+  /** Ends the back-off sleep of a running resync early (close()). */
+  private wakeResync: (() => void) | null = null
 
   constructor (opts: RedisPersistenceOptions) {
     this.opts = opts
@@ -92,13 +96,18 @@ export class RedisPersistence {
     if (!this.index.apply(change)) void this.resync()
   }
 
-  /** Rebuilds the in-memory index from Redis; concurrent callers share one run. */
+  /**
+   * Rebuilds the in-memory index from Redis; concurrent callers share one run.
+   * Retries until it succeeds or the persistence is closed (then the index
+   * stays stale and the promise resolves: its callers do not handle errors).
+   */
   resync (): Promise<void> {
+    if (this.closed) return Promise.resolve()
     this.index.markStale()
     this.opts.onIndexStale?.()
     if (this.resyncing) return this.resyncing
     this.resyncing = (async () => {
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0; !this.closed; attempt++) {
         try {
           const snap = await this.r.snapshotSubscriptions(this.keys.subClients, this.keys.subVersion, this.keys.prefix + 'subs:')
           const clients: Array<[string, Array<[string, string]>]> = []
@@ -110,7 +119,12 @@ export class RedisPersistence {
           }
           if (this.index.load(Number(snap[0]), clients)) return
         } catch {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * (attempt + 1), 1000)))
+          if (this.closed) return
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.min(100 * (attempt + 1), 1000))
+            this.wakeResync = () => { clearTimeout(timer); resolve() }
+          })
+          this.wakeResync = null
         }
       }
     })().finally(() => { this.resyncing = null })
@@ -172,6 +186,7 @@ export class RedisPersistence {
     try {
       await Promise.race([this.resyncing ?? this.resync(), timeout])
     } finally { clearTimeout(timer) }
+    if (this.closed) throw new Error('persistence closed; publish refused')
   }
 
   /** Marks a persistent client gone (for expiry) or back. */
@@ -428,7 +443,7 @@ export class RedisPersistence {
 
   async putWill (client: ClientRef, packet: Packet): Promise<void> {
     const brokerId = this.broker!.id
-    await this.r.putWill(this.keys.wills, this.keys.willsOf(brokerId), client.id, brokerId, encodeFrame('', { ...packet, brokerId, brokerCounter: 0, clientId: client.id }), this.keys.prefix)
+    await this.r.putWill(this.keys.wills, this.keys.willsOf(brokerId), this.keys.gone, client.id, brokerId, encodeFrame('', { ...packet, brokerId, brokerCounter: 0, clientId: client.id }), this.keys.prefix)
   }
 
   async getWill (client: ClientRef): Promise<Packet | undefined> {
@@ -466,7 +481,17 @@ export class RedisPersistence {
     return Readable.from([])
   }
 
-  async destroy (): Promise<void> {}
+  /**
+   * The node stops or this incarnation was fenced (cluster-runtime.ts): a
+   * resync in progress gives up instead of retrying every second on a link
+   * that is closed for good, and none starts any more.
+   */
+  close (): void {
+    this.closed = true
+    this.wakeResync?.()
+  }
+
+  async destroy (): Promise<void> { this.close() }
 }
 
 /**
