@@ -24,6 +24,8 @@ const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10)
 const PARTITIONS = 64
 /** BENCH_CPU_PROF=<dir>: the node runs with --cpu-prof and is stopped gracefully at the end so the profile is written there. */
 const CPU_PROF = process.env.BENCH_CPU_PROF
+/** BENCH_NODE_FLAGS="--max-semi-space-size=64 ...": extra flags for the node process (experiments with V8 settings). */
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
 const out = (s: string): void => { process.stdout.write(s + '\n') }
 // Bounded: a stuck run (a refused connection, a lost PUBACK) ends with a message, not a hang.
 setTimeout(() => { out('bench: gave up after 20 minutes'); process.exit(1) }, 20 * 60_000).unref()
@@ -47,9 +49,9 @@ const redis = await startRedis()
 // A run that dies (a failed start, the 20-minute limit) leaves no server behind.
 process.on('exit', () => { redis.proc.kill('SIGKILL') })
 const startedAt = Date.now()
-const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' }, execArgv: CPU_PROF !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] })
+const node = await startNodeProcess({ redis: redis.url, nodeId: 'bench', args: ['--import', moduleFile, '--log-level', 'warn', '--publish-rate-per-client', '0'], env: { NODE_OPTIONS: '' }, execArgv: [...NODE_FLAGS, ...(CPU_PROF !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])] })
 process.on('exit', () => { if (node.proc.exitCode === null) node.proc.kill('SIGKILL') })
-out(`engine bench: ${THINGS} things x 10 properties, 3 rules, ${PARTITIONS} partitions, one node on Redis ${redis.url}`)
+out(`engine bench: ${THINGS} things x 10 properties, 3 rules, ${PARTITIONS} partitions, one node on Redis ${redis.url}${NODE_FLAGS.length > 0 ? ` (node flags: ${NODE_FLAGS.join(' ')})` : ''}`)
 out(`node started with the module imported in ${Date.now() - startedAt} ms`)
 const r = redis.client()
 
