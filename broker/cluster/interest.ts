@@ -15,7 +15,7 @@ export interface InterestIo {
 
 /**
  * Which nodes need a publish. Every node announces the filters its clients
- * subscribed to (versioned, see lua/changeInterest-2.lua); this table holds
+ * subscribed to (versioned, see lua/changeInterest-3.lua); this table holds
  * the other nodes' sets and answers "which nodes have a subscriber matching
  * this topic". A node whose set is not known yet (just joined, or a version
  * gap is being repaired) gets every publish: routing errs on delivering.
