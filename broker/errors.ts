@@ -7,6 +7,7 @@ export const ErrorCodes = {
   CONFIG_INVALID: 'CONFIG_INVALID: the configuration has problems; each one is listed',
   CONFIG_FILE_UNREADABLE: 'CONFIG_FILE_UNREADABLE: the --config file could not be read or parsed as JSON',
   BROKER_REDIS_UNAVAILABLE: 'BROKER_REDIS_UNAVAILABLE: Redis cannot be reached; the node refuses work it cannot make durable',
+  BROKER_FENCED: 'BROKER_FENCED: the cluster declared this node incarnation dead; it writes nothing more and rejoins as a new incarnation (CONNACK 0x03 meanwhile)',
   BROKER_PACKET_TOO_LARGE: 'BROKER_PACKET_TOO_LARGE: a packet declared a length over the configured maximum',
   BROKER_MALFORMED_PACKET: 'BROKER_MALFORMED_PACKET: bytes that are not a valid MQTT packet',
   BROKER_TOPIC_RESERVED: 'BROKER_TOPIC_RESERVED: $SYS and $admin topics are reserved for the system and admins',

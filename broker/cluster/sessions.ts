@@ -52,8 +52,8 @@ export class SessionRegistry {
    * A claim by an incarnation the cluster declared dead is refused by the
    * script (lua/claimSession-3.lua), writing nothing: one replayed from the
    * cut, or made before the fenced heartbeat's reply. It rejects with
-   * BROKER_REDIS_UNAVAILABLE (details.fenced); the CONNECT hook answers any
-   * failed claim with CONNACK 3, server unavailable.
+   * BROKER_FENCED; the CONNECT hook answers any failed claim with CONNACK 3,
+   * server unavailable.
    */
   async claim (clientId: string, persistent: boolean): Promise<Claim> {
     let epoch: number, prev: string
@@ -61,7 +61,7 @@ export class SessionRegistry {
       [epoch, prev] = await this.r.claimSession(this.keys.owners, this.keys.epoch, this.keys.gone, clientId, this.brokerId, this.keys.controlChannel, persistent ? '1' : '0')
     } catch (err) {
       if (!isFencedReply(err)) throw err
-      throw new ThingmeshError('BROKER_REDIS_UNAVAILABLE', `this node (${this.brokerId}) was declared dead by the cluster; session claim refused`, { brokerId: this.brokerId, fenced: true })
+      throw new ThingmeshError('BROKER_FENCED', `this node (${this.brokerId}) was declared dead by the cluster; session claim refused`, { brokerId: this.brokerId })
     }
     if (!prev) return { epoch, previous: null }
     const [brokerId, e, state, p] = prev.split('|')

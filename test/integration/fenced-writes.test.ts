@@ -38,8 +38,8 @@ t.test('a brokerId in gone cannot claim a session, store a will or change its in
   // The dead incarnation's claim of a client id nobody holds: refused, nothing written.
   const refused = await dead.claim('c-free', true).then(() => null, (err: unknown) => err)
   t.ok(refused instanceof ThingmeshError, 'a typed error')
-  t.equal((refused as ThingmeshError).code, 'BROKER_REDIS_UNAVAILABLE', 'the code the CONNECT hook answers with CONNACK 3')
-  t.same((refused as ThingmeshError).details, { brokerId: DEAD, fenced: true })
+  t.equal((refused as ThingmeshError).code, 'BROKER_FENCED', 'a typed refusal (the CONNECT hook answers any failed claim with CONNACK 3)')
+  t.same((refused as ThingmeshError).details, { brokerId: DEAD })
   t.equal(await redis.hget(keys.owners, 'c-free'), null, 'no owners record')
   t.equal(await redis.get(keys.epoch), null, 'no epoch drawn')
 
@@ -50,7 +50,7 @@ t.test('a brokerId in gone cannot claim a session, store a will or change its in
   t.equal(await redis.hget(keys.owners, 'c-held'), `${LIVE}|1|up|0`)
 
   // A claim replayed by the dead incarnation does not take the id from its live holder.
-  await t.rejects(dead.claim('c-held', false), { code: 'BROKER_REDIS_UNAVAILABLE' })
+  await t.rejects(dead.claim('c-held', false), { code: 'BROKER_FENCED' })
   t.equal(await redis.hget(keys.owners, 'c-held'), `${LIVE}|1|up|0`, 'the live holder keeps the client id')
   const again = await live.claim('c-held', true)
   t.equal(again.epoch, 2, 'the refused claim drew no epoch')
