@@ -44,6 +44,9 @@ export interface HooksContext {
 
 type Cb<T = void> = (err: Error | null, result?: T) => void
 
+const REFUSALS_LOGGED = 10
+const REFUSAL_WINDOW_MS = 10_000
+
 /**
  * The aedes hooks: where thingmesh's policy meets the protocol engine.
  */
@@ -67,9 +70,31 @@ export function createHooks (ctx: HooksContext) {
     return Object.keys(client.subscriptions).length + pending.size
   }
 
+  /** Per client: refusals logged and not logged in the current window. */
+  const refusalLog = new WeakMap<object, { since: number, logged: number, unlogged: number }>()
+
+  /**
+   * Every refusal is counted; a client's refusals are logged up to
+   * REFUSALS_LOGGED per REFUSAL_WINDOW_MS. One SUBSCRIBE of 100,000 filters
+   * was 99,000 log lines, and the log work was most of the node's memory
+   * growth under that attack (chaos S6). The first line of the next window
+   * says how many were left out.
+   */
   function refuse (client: AedesClient | null, reason: string, detail: Record<string, unknown>): void {
     metrics.rejected.inc({ reason })
-    log.info({ event: 'client.refused', reason, clientId: client?.id, ...detail }, 'client refused')
+    let extra: Record<string, unknown> | null = null
+    if (client !== null) {
+      const now = Date.now()
+      let w = refusalLog.get(client)
+      if (w === undefined || now - w.since >= REFUSAL_WINDOW_MS) {
+        if (w !== undefined && w.unlogged > 0) extra = { notLoggedBefore: w.unlogged }
+        w = { since: now, logged: 0, unlogged: 0 }
+        refusalLog.set(client, w)
+      }
+      if (w.logged >= REFUSALS_LOGGED) { w.unlogged++; return }
+      if (++w.logged === REFUSALS_LOGGED) extra = { ...extra, moreNotLoggedForMs: REFUSAL_WINDOW_MS - (now - w.since) }
+    }
+    log.info({ event: 'client.refused', reason, clientId: client?.id, ...detail, ...extra }, 'client refused')
   }
 
   const keepaliveCap = ctx.limits.keepaliveLimit

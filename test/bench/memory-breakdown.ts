@@ -6,9 +6,11 @@
  * (native: libuv handles, malloc, V8 pages kept).
  *
  *   node --import tsx test/bench/memory-breakdown.ts [thingmesh|aedes|net] [N]
- *   node --import tsx test/bench/memory-breakdown.ts [thingmesh|aedes] payloads [seconds]
- *     the S6 payload phase alone: 1023 KiB QoS1 publishes at 50/s, memory
- *     sampled every 250 ms without forcing a GC (peaks above the start)
+ *   node --import tsx test/bench/memory-breakdown.ts thingmesh s6 [seconds]
+ *     the attacks of chaos S6 against a cluster node (its own Redis, S6's
+ *     limits): 100,000 filters, 1023 KiB QoS1 at 50/s for `seconds`, 65,535
+ *     QoS1 to a persistent subscriber that never PUBACKs; memory sampled every
+ *     250 ms without forcing a GC, peak and end of each phase
  *   MEM_SNAPSHOT=1   also takes a heap snapshot and lists the object kinds
  *                    that grew by at least N/2 instances (self sizes, per connection)
  *   MEM_SNAPSHOT_FILE=/tmp/x  also writes them as /tmp/x.1.heapsnapshot, /tmp/x.2.heapsnapshot
@@ -17,6 +19,7 @@
  *   MEM_WATCH=1,5,15  seconds after the last CONNACK at which RSS is read without forcing a GC
  *                    (default 1, the bench's wait)
  *   MEM_BASELINE_WAIT=30  seconds the fresh broker idles before the baseline (default 2)
+ *   MEM_ENV="K=V …"  environment for the broker process (e.g. glibc's MALLOC_MMAP_THRESHOLD_)
  *   MEM_FLAGS="--max-semi-space-size=1"  extra node flags for the broker process
  *   MEM_BROKER_ARGS="--foo 1"            extra thingmesh options
  *
@@ -28,18 +31,22 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import WebSocket from 'ws'
 import { startNodeProcess } from '../helpers/node.ts'
+import { startRedis } from '../helpers/redis.ts'
 import { freePort } from '../helpers/ports.ts'
 import { NO_LIMITS } from './brokers.ts'
 import { close as closeMqtt, connect as connectMqtt } from '../helpers/mqtt.ts'
 
 const kind = process.argv[2] ?? 'thingmesh'
-const scenario = process.argv[3] === 'payloads' ? 'payloads' : 'idle'
+const scenario = process.argv[3] === 's6' ? 's6' : 'idle'
 const N = scenario === 'idle' ? Number(process.argv[3] ?? 10_000) : 0
-const SECONDS = scenario === 'payloads' ? Number(process.argv[4] ?? 10) : 0
+const SECONDS = scenario === 's6' ? Number(process.argv[4] ?? 10) : 0
 const flags = (process.env.MEM_FLAGS ?? '').split(' ').filter(Boolean)
 const brokerArgs = (process.env.MEM_BROKER_ARGS ?? '').split(' ').filter(Boolean)
+/** MEM_ENV="MALLOC_ARENA_MAX=2 …": environment of the broker process (glibc malloc tunables, say). */
+const brokerEnv = Object.fromEntries((process.env.MEM_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
 const execArgv = ['--expose-gc', '--inspect=127.0.0.1:0', ...flags]
 
 const NET_SERVER = `
@@ -50,14 +57,19 @@ net.createServer((s) => { kept.add(s); s.on('data', (d) => { if (d[0] === 0x10) 
 interface Broker { port: number, pid: number, stderr: () => string, stop: () => void }
 
 async function start (): Promise<Broker> {
+  if (kind === 'thingmesh' && scenario === 's6') {
+    const redis = await startRedis()
+    const n = await startNodeProcess({ redis: redis.url, args: ['--log-level', 'info', '--max-connections-per-ip', '0', '--connect-rate-per-ip', '0', '--publish-rate-per-client', '0', '--max-queued-messages', '1000', ...brokerArgs], execArgv, env: brokerEnv })
+    return { port: n.port, pid: n.proc.pid!, stderr: n.log, stop: () => { n.proc.kill('SIGKILL'); void redis.stop() } }
+  }
   if (kind === 'thingmesh') {
-    const n = await startNodeProcess({ args: [...NO_LIMITS, ...brokerArgs], execArgv })
+    const n = await startNodeProcess({ args: [...NO_LIMITS, ...brokerArgs], execArgv, env: brokerEnv })
     return { port: n.port, pid: n.proc.pid!, stderr: n.log, stop: () => { n.proc.kill('SIGKILL') } }
   }
   const port = await freePort()
   const script = fileURLToPath(new URL('./aedes-plain.ts', import.meta.url))
   const args = kind === 'aedes' ? [...execArgv, '--import', 'tsx', script, String(port)] : [...execArgv, '-e', NET_SERVER, String(port)]
-  const env = { ...process.env }
+  const env = { ...process.env, ...brokerEnv }
   delete env.NODE_OPTIONS
   const proc: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
   let err = ''
@@ -232,44 +244,116 @@ async function sample (i: Inspector, pid: number): Promise<Record<string, number
   return { rss: rssKb(pid) * 1024, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, 'malloc [heap]': mallocHeap * 1024, 'anonymous mappings': anon * 1024 }
 }
 
-async function payloads (b: Broker, i: Inspector): Promise<void> {
+const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as { generate(p: object): Buffer }
+
+/** A raw MQTT connection that never acknowledges anything; counts what it receives. */
+async function rawClient (port: number, clientId: string, clean: boolean): Promise<{ s: Socket, received: () => number }> {
+  const s = tcpConnect(port, '127.0.0.1')
+  s.on('error', () => {})
+  let bytes = 0
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 60 })))
+    s.once('data', (d: Buffer) => d[0] === 0x20 && d[3] === 0 ? resolve() : reject(new Error(`CONNACK ${d[3]}`)))
+  })
+  s.on('data', (d: Buffer) => { bytes += d.length })
+  return { s, received: () => bytes }
+}
+
+/** The three attacks of chaos S6, one after the other, with the broker's memory sampled every 250 ms. */
+async function s6 (b: Broker, i: Inspector): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 2000))
-  const base = await sample(i, b.pid)
-  const peak = { ...base }
-  const pub = await connectMqtt(b.port, { clientId: 'mem-heavy' })
-  const t0 = Date.now()
-  let sent = 0
+  const mb = (v: number): string => (v / 1048576).toFixed(1)
+  const start = await sample(i, b.pid)
+  const cpu0 = cpuMs(b.pid)
+  let overall = start.rss
+  let peak = { ...start }
   let sampling = true
   const sampler = (async () => {
     while (sampling) {
       const s = await sample(i, b.pid)
       for (const k of Object.keys(s)) peak[k] = Math.max(peak[k], s[k])
+      overall = Math.max(overall, s.rss)
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
   })()
-  while (Date.now() - t0 < SECONDS * 1000 && pub.connected) {
-    const tick = Date.now()
-    pub.publish('s6/heavy', Buffer.alloc(1024 * 1024 - 1024, 2), { qos: 1 })
-    sent++
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 20 - (Date.now() - tick))))
+  const phase = async (name: string, run: () => Promise<string>): Promise<void> => {
+    const before = await sample(i, b.pid)
+    peak = { ...before }
+    const what = await run()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const after = await sample(i, b.pid)
+    console.log(`  ${name}: ${what}`)
+    for (const k of Object.keys(before)) console.log(`    ${k.padEnd(20)} ${mb(before[k]).padStart(6)} MB at its start, peak +${mb(peak[k] - before[k])}, 1 s after +${mb(after[k] - before[k])} (+${mb(after[k] - start[k])} since the first phase)`)
   }
-  await closeMqtt(pub)
-  await new Promise((resolve) => setTimeout(resolve, 1000))
+  console.log(`${kind} S6 phases, node flags [${flags.join(' ')}], env [${process.env.MEM_ENV ?? ''}], load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  await phase('subscriptions', async () => {
+    const sub = await rawClient(b.port, 'mem-subs', true)
+    let acks = 0
+    let waiting: (() => void) | null = null
+    sub.s.on('data', (d: Buffer) => { for (let k = 0; k < d.length; k++) if (d[k] === 0x90) acks++; waiting?.() })
+    for (let f = 0, mid = 1; f < 100_000; f += 100, mid = (mid % 65535) + 1) {
+      const want = acks + 1
+      sub.s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: mid, subscriptions: Array.from({ length: 100 }, (_v, k) => ({ topic: `s6/f/${f + k}`, qos: 1 })) }))
+      // 0x90 may also occur inside a SUBACK body: wait for at least one more, bounded.
+      await new Promise<void>((resolve) => { waiting = () => { if (acks >= want) resolve() }; setTimeout(resolve, 2000) })
+    }
+    sub.s.destroy()
+    return '100,000 filters in SUBSCRIBEs of 100'
+  })
+  await phase('payloads', async () => {
+    const pub = await connectMqtt(b.port, { clientId: 'mem-heavy' })
+    const t0 = Date.now()
+    let sent = 0
+    while (Date.now() - t0 < SECONDS * 1000 && pub.connected) {
+      const tick = Date.now()
+      pub.publish('s6/heavy', Buffer.alloc(1024 * 1024 - 1024, 2), { qos: 1 })
+      sent++
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 20 - (Date.now() - tick))))
+    }
+    await closeMqtt(pub)
+    return `${sent} × 1023 KiB QoS1 in ${Date.now() - t0} ms`
+  })
+  await phase('flood', async () => {
+    const lazy = await rawClient(b.port, 'mem-lazy', false)
+    lazy.s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 's6/flood', qos: 1 }] }))
+    const pub = await connectMqtt(b.port, { clientId: 'mem-flood' })
+    const before = lazy.received()
+    for (let k = 0; k < 50 && lazy.received() === before; k++) { await pub.publishAsync('s6/flood', 'warm', { qos: 1 }); await new Promise((resolve) => setTimeout(resolve, 100)) }
+    let acked = 0
+    if (process.env.MEM_ALLOC) await i.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    for (let n = 0; n < 65_535 && pub.connected; n += 500) {
+      await Promise.all(Array.from({ length: Math.min(500, 65_535 - n) }, () => pub.publishAsync('s6/flood', Buffer.alloc(64, 3), { qos: 1 }).then(() => { acked++ }, () => {})))
+    }
+    if (process.env.MEM_ALLOC) {
+      const head = (await i.send('HeapProfiler.stopSampling') as { profile: { head: ProfileNode } }).profile.head
+      const sites = allocationSites(head, Number(process.env.MEM_ALLOC_DEPTH ?? 3))
+      const total = sites.reduce((a, [, v]) => a + v, 0)
+      console.log(`  allocated during the flood (sampled): ${(total / 65_535).toFixed(0)} B per message; top sites:`)
+      for (const [k, v] of sites.slice(0, 40)) console.log(`    ${(v / 65_535).toFixed(0).padStart(6)} B  ${k}`)
+    }
+    if (process.env.MEM_SNAPSHOT) {
+      const kinds = [...await snapshot(i)].sort((x, y) => y[1].size - x[1].size).slice(0, 25)
+      console.log('  heap at the end of the flood (all objects, largest kinds):')
+      for (const [name, e] of kinds) console.log(`    ${mb(e.size).padStart(7)} MB ${String(e.count).padStart(8)} × ${name}`)
+    }
+    await closeMqtt(pub)
+    lazy.s.destroy()
+    return `${acked} QoS1 × 64 B to a persistent subscriber that never PUBACKs`
+  })
   sampling = false
   await sampler
   const end = await sample(i, b.pid)
-  const after = await usage(i, true)
+  const gc = await usage(i, true)
   await new Promise((resolve) => setTimeout(resolve, 500))
-  const endGc: Record<string, number> = { ...await sample(i, b.pid), heapUsed: after.heapUsed }
-  const mb = (v: number): string => (v / 1048576).toFixed(1)
-  console.log(`${kind}: ${sent} × 1023 KiB QoS1 in ${Date.now() - t0} ms, node flags [${flags.join(' ')}], load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  for (const k of Object.keys(base)) console.log(`  ${k.padEnd(20)} start ${mb(base[k]).padStart(6)} MB, peak +${mb(peak[k] - base[k])}, 1 s after +${mb(end[k] - base[k])}, after full GC +${mb(endGc[k] - base[k])}`)
+  const endGc = await sample(i, b.pid)
+  console.log(`  peak RSS +${mb(overall - start.rss)} MB over the start (the chaos S6 criterion: < 50 MB); broker CPU ${((cpuMs(b.pid) - cpu0) / 1000).toFixed(1)} s`)
+  console.log(`  end: RSS +${mb(end.rss - start.rss)} MB over the start; after a full GC +${mb(endGc.rss - start.rss)} MB (heapUsed ${mb(gc.heapUsed)} MB, malloc [heap] +${mb(endGc['malloc [heap]'] - start['malloc [heap]'])} MB)`)
 }
 
 const broker = await start()
 const insp = await Inspector.open(broker.stderr)
-if (scenario === 'payloads') {
-  try { await payloads(broker, insp) } finally { insp.close(); broker.stop() }
+if (scenario === 's6') {
+  try { await s6(broker, insp) } finally { insp.close(); broker.stop() }
   process.exit(0)
 }
 try {
