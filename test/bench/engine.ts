@@ -150,6 +150,20 @@ for (let i = 0; i < CONNECTIONS; i++) {
 }
 
 // ---- 2. latency at a fixed rate -----------------------------------------
+// The throughput phase ends when every update is committed, but the node may
+// still be publishing their outputs (up to maxPublishLag batches per
+// partition, paced): samples taken meanwhile would measure that tail, not the
+// latency at this rate. Wait until the node is idle (under 10% of a CPU over
+// 250 ms; /proc counts in 10 ms ticks).
+{
+  const t0 = performance.now()
+  await waitFor(async () => {
+    const before = cpuSeconds(node.proc.pid)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    return cpuSeconds(node.proc.pid) - before <= 0.025
+  }, 'node idle before the latency run', 120_000, 0)
+  out(`node idle ${((performance.now() - t0) / 1000).toFixed(1)} s after the last update was committed`)
+}
 {
   const sub = await connect(node.port, { clientId: 'bench-watch' })
   await sub.subscribeAsync('things/+/changed/+', { qos: 0 })
