@@ -114,10 +114,8 @@ export class ClusterRuntime {
       maxQueuedMessages: config.maxQueuedMessages,
       mayStore: (_clientId, sub) => maySubscribe(sub.topic),
       deliveredLive: (client, key) => stateOf(client).recent?.has(key) ?? false,
-      onDropped: (clientId, n) => {
-        metrics.queueDropped.inc(n)
-        log.warn({ event: 'queue.dropped', clientId, count: n, code: 'BROKER_QUEUE_FULL' }, 'offline queue full; oldest messages dropped')
-      },
+      onDropped: (_clientId, n) => { metrics.queueDropped.inc(n) },
+      onDropReport: (clientId, n) => { log.warn({ event: 'queue.dropped', clientId, count: n, code: 'BROKER_QUEUE_FULL' }, 'offline queue full; oldest messages dropped') },
       onIndexStale: () => metrics.indexResyncs.inc(),
       onReadFailed: (what, err) => log.warn({ event: 'persistence.read_failed', what, err: err.message }, 'a read from Redis failed'),
       onWriteFailed: (what, clientId, err) => log.warn({ event: 'persistence.write_failed', what, clientId, err: err.message, code: 'BROKER_REDIS_UNAVAILABLE' }, 'a write to Redis failed and was given up'),

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { createRequire } from 'node:module'
+import { DropReports } from './drop-reports.ts'
 import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
@@ -42,7 +43,10 @@ export interface RedisPersistenceOptions {
    * be in both, and must be sent once.
    */
   deliveredLive?: (client: object, packetKey: string) => boolean
+  /** Every message the queue cap dropped (for counting). */
   onDropped?: (clientId: string, count: number) => void
+  /** At most once per client per DROP_REPORT_MS: the drops since the last report (for the log). */
+  onDropReport?: (clientId: string, dropped: number) => void
   onIndexStale?: () => void
   onReadFailed?: (what: string, err: Error) => void
   /** A write that had to be given up on because its caller cannot take the error (see delWill). */
@@ -53,6 +57,7 @@ const RETAINED_SCAN = 1000
 const STREAM_BATCH = 200
 const GLOB_FREE = /[+#]/
 const STALE_WAIT_MS = 2000
+const DROP_REPORT_MS = 10_000
 
 /**
  * The aedes persistence of a cluster node, in Redis, replacing
@@ -75,6 +80,7 @@ export class RedisPersistence {
   private closed = false
   /** Ends the back-off sleep of a running resync early (close()). */
   private wakeResync: (() => void) | null = null
+  private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
 
   constructor (opts: RedisPersistenceOptions) {
     this.opts = opts
@@ -369,7 +375,10 @@ export class RedisPersistence {
     }
     const dropped = await this.r.enqueue(keys.length, ...keys, packetKey(packet), this.opts.maxQueuedMessages, ...encoded)
     if (dropped > 0) {
-      for (const clientId of qosByClient.keys()) this.opts.onDropped?.(clientId, dropped)
+      for (const clientId of qosByClient.keys()) {
+        this.opts.onDropped?.(clientId, dropped)
+        this.dropReports.dropped(clientId, dropped)
+      }
     }
   }
 
@@ -488,6 +497,7 @@ export class RedisPersistence {
    */
   close (): void {
     this.closed = true
+    this.dropReports.close()
     this.wakeResync?.()
   }
 
