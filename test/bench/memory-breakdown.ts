@@ -20,6 +20,7 @@
  *                    (default 1, the bench's wait)
  *   MEM_BASELINE_WAIT=30  seconds the fresh broker idles before the baseline (default 2)
  *   MEM_ENV="K=V …"  environment for the broker process (e.g. glibc's MALLOC_MMAP_THRESHOLD_)
+ *   MEM_ALLOC_PHASE=subscriptions|payloads|flood  (s6) allocation sites of that phase
  *   MEM_FLAGS="--max-semi-space-size=1"  extra node flags for the broker process
  *   MEM_BROKER_ARGS="--foo 1"            extra thingmesh options
  *
@@ -279,7 +280,15 @@ async function s6 (b: Broker, i: Inspector): Promise<void> {
   const phase = async (name: string, run: () => Promise<string>): Promise<void> => {
     const before = await sample(i, b.pid)
     peak = { ...before }
+    const profiled = process.env.MEM_ALLOC_PHASE === name
+    if (profiled) await i.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
     const what = await run()
+    if (profiled) {
+      const head = (await i.send('HeapProfiler.stopSampling') as { profile: { head: ProfileNode } }).profile.head
+      const sites = allocationSites(head, Number(process.env.MEM_ALLOC_DEPTH ?? 3))
+      console.log(`  allocated during ${name} (sampled): ${mb(sites.reduce((a, [, v]) => a + v, 0))} MB; top sites:`)
+      for (const [k, v] of sites.slice(0, 30)) console.log(`    ${mb(v).padStart(6)} MB  ${k}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const after = await sample(i, b.pid)
     console.log(`  ${name}: ${what}`)
