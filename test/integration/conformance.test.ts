@@ -158,6 +158,8 @@ for (const [mode, node] of [['standalone', standalone], ['cluster', clustered]] 
     const metrics = await node.metrics()
     t.match(metrics, /thingmesh_clients_rejected_total\{reason="too_large"\} [1-9]/, 'oversized packets counted in metrics')
     t.match(metrics, /thingmesh_clients_rejected_total\{reason="reserved_type"\} [1-9]/, 'reserved types counted in metrics')
+    // The log reaches us through the child's stderr pipe, maybe after the metrics reply.
+    await waitFor(() => /"event":"client.wire_violation".*"reason":"too_large"/.test(node.log()), 'the too_large log line')
     t.match(node.log(), /"event":"client.wire_violation".*"reason":"too_large"/, 'and logged')
     await close(bystander)
   })
