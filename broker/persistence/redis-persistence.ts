@@ -24,6 +24,7 @@ interface Scripted {
   putWill(...args: Array<string | Buffer>): Promise<number>
   takeWillBuffer(...args: string[]): Promise<Buffer | null>
   expireSessions(...args: Array<string | number>): Promise<string[]>
+  storeRetained(...args: Array<string | Buffer>): Promise<number>
 }
 
 export interface RedisPersistenceOptions {
@@ -219,22 +220,15 @@ export class RedisPersistence {
   // ---- retained -----------------------------------------------------------
 
   async storeRetained (packet: Packet): Promise<void> {
-    // The hash and its topic index change together (MULTI), so a reader never
-    // sees a topic in one and not the other for long.
-    if (packet.payload.length === 0) {
-      await this.redis.multi().hdel(this.keys.retained, packet.topic).zrem(this.keys.retainedIndex, packet.topic).exec()
-    } else {
-      await this.redis.multi()
-        .hset(this.keys.retained, packet.topic, encodeFrame('', { ...packet, brokerCounter: 0 }))
-        .zadd(this.keys.retainedIndex, 0, packet.topic)
-        .exec()
-    }
+    // The hash and its topic index change together (lua/storeRetained-2.lua),
+    // so a reader never sees a topic in one and not the other.
+    const value = packet.payload.length === 0 ? '' : encodeFrame('', { ...packet, brokerCounter: 0 })
+    await this.r.storeRetained(this.keys.retained, this.keys.retainedIndex, packet.topic, value)
   }
 
   /** Admin removal of one retained message; true if there was one. */
   async deleteRetained (topic: string): Promise<boolean> {
-    const res = await this.redis.multi().hdel(this.keys.retained, topic).zrem(this.keys.retainedIndex, topic).exec()
-    return res?.[0]?.[1] === 1
+    return await this.r.storeRetained(this.keys.retained, this.keys.retainedIndex, topic, '') === 1
   }
 
   createRetainedStream (pattern: string): Readable {
