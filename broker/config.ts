@@ -31,7 +31,7 @@ export const optionSpecs = {
   maxQueuedMessages: { schema: int(1, 10000000), default: 10000, doc: 'per-client offline queue cap; the oldest message is dropped past it (counted in metrics)' },
   drainSpreadMs: { schema: int(0, 3600000), default: 5000, doc: 'thingmesh drain: clients are disconnected evenly over this long so they do not reconnect all at once' },
   drainTimeoutMs: { schema: int(0, 600000), default: 10000, doc: 'a client whose socket stays full this long is disconnected (0 = never)' },
-  maxClientBufferBytes: { schema: int(0, 1073741824), default: 4194304, doc: 'unsent bytes a client may have waiting on this node; past it QoS0 messages to it are dropped and a QoS1/2 message disconnects it (its persistent session keeps the message) so one slow reader cannot hold up the others (0 = no cap)' },
+  maxClientBufferBytes: { schema: int(0, 1073741824), default: 4194304, doc: 'unsent bytes a client may have waiting on this node; past it, once its socket has stayed full for 1 s, QoS0 messages to it are dropped and a QoS1/2 message disconnects it (its persistent session keeps the message), so one slow reader cannot hold up the others (0 = no cap)' },
   redisCommandTimeoutMs: { schema: int(100, 60000), default: 2000, doc: 'a Redis command unanswered this long fails, so a cut link is noticed' },
   redisWaitReplicas: { schema: int(0, 10), default: 0, doc: 'QoS1/2 publishes are acknowledged only once this many Redis replicas have their writes (Redis WAIT); 0 = asynchronous replication' },
   redisWaitTimeoutMs: { schema: int(10, 60000), default: 500, doc: 'how long a publish waits for --redis-wait-replicas; fewer replicas in time = no PUBACK (the client resends)' },

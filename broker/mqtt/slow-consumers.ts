@@ -11,11 +11,17 @@ import type { Writable } from 'node:stream'
  * drainTimeout, and with them the publishers and all other subscribers
  * (p99 6.5 s in R8). Here a delivery completes once it is handed to the
  * socket; the drain timer still disconnects a client whose socket stays full.
- * What a client has not read is bounded per client instead: past
- * `maxClientBufferBytes` of unsent data, QoS 0 messages to it are dropped and
- * a QoS 1/2 message disconnects it (a persistent session keeps the message
- * in its queue and gets it on reconnect), as Mosquitto's max_queued_bytes.
+ * What a client has not read is bounded per client instead: once its socket
+ * has stayed full for FULL_GRACE_MS with more than `maxClientBufferBytes`
+ * unsent, QoS 0 messages to it are dropped and a QoS 1/2 message disconnects
+ * it (a persistent session keeps the message in its queue and gets it on
+ * reconnect), as Mosquitto's max_queued_bytes. The grace lets a reader take a
+ * burst (a replay after a pub/sub cut, many retained messages) that is
+ * larger than the cap but drains at once.
  */
+
+/** How long a socket must have stayed full before its client counts as slow. */
+export const FULL_GRACE_MS = 1000
 
 export type ShedAction = 'qos0_dropped' | 'disconnected'
 
@@ -30,6 +36,8 @@ interface GuardedClient {
   broker?: { opts?: SlowConsumerOptions & { drainTimeout?: number } } & Record<symbol, unknown>
   conn: Writable
   _drainTimer: NodeJS.Timeout | null
+  /** Since when the socket has been full (its last write returned false, no 'drain' yet). */
+  _fullSince?: number
   _onDrainBound?: () => void
   _handleDrain(): void
   _handleDrainTimeout(): void
@@ -50,6 +58,10 @@ export function installSlowConsumerGuard (marker: symbol): void {
   const original = proto.waitForDrain
   proto.waitForDrain = function waitForDrainWithoutBlocking (this: GuardedClient, callback) {
     if (this.broker?.[marker] !== true) { original.call(this, callback); return }
+    if (this._fullSince === undefined) {
+      this._fullSince = Date.now()
+      this.conn.once('drain', () => { this._fullSince = undefined })
+    }
     const ms = this.broker.opts?.drainTimeout ?? 0
     if (ms > 0 && !this._drainTimer) {
       this._onDrainBound ??= this._handleDrain.bind(this)
@@ -69,6 +81,8 @@ export function installSlowConsumerGuard (marker: symbol): void {
 export function shedSlowConsumer (client: GuardedClient, stream: Writable, packet: { qos?: number }): boolean {
   const cap = client.broker?.opts?.maxClientBufferBytes ?? 0
   if (cap <= 0 || stream.writableLength <= cap) return false
+  // Full only briefly: a burst, not a slow reader.
+  if (client._fullSince === undefined || Date.now() - client._fullSince < FULL_GRACE_MS) return false
   const action: ShedAction = (packet.qos ?? 0) === 0 ? 'qos0_dropped' : 'disconnected'
   client.broker?.opts?.onSlowConsumer?.(client.id, action, stream.writableLength)
   if (action === 'disconnected' && !stream.destroyed) stream.destroy(new Error(`slow consumer: ${stream.writableLength} bytes unsent (--max-client-buffer-bytes)`))

@@ -42,13 +42,35 @@ t.test('a subscriber that stops reading holds up no one, and its unsent data sta
   }
   await waitFor(() => got >= N, `the reading subscriber got all ${N} messages (has ${got})`, 30_000)
   t.equal(got, N, 'every message reached the subscriber that reads')
-  t.notOk(frozenClosed, 'the frozen subscriber is still connected (QoS0 only: its messages are dropped)')
+  // Past the grace (its socket full for a second), the frozen subscriber's QoS0 messages are dropped.
+  const until = Date.now() + 15_000
+  while (await counter('qos0_dropped') === 0 && Date.now() < until) {
+    for (let i = 0; i < 20; i++) pub.publish('sc/data', payload, { qos: 0 })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
   t.ok(await counter('qos0_dropped') > 0, 'messages to the frozen subscriber past the cap were dropped and counted')
+  t.notOk(frozenClosed, 'the frozen subscriber is still connected (QoS0 only: its messages are dropped)')
 
   await pub.publishAsync('sc1/important', 'q1', { qos: 1 })
   await waitFor(async () => await counter('disconnected') >= 1, 'the frozen subscriber disconnected on a QoS1 message over the cap', 10_000)
   await waitFor(() => /"event":"client.slow_consumer".*"clientId":"sc-frozen"/.test(node.log()), 'the disconnect logged with the client id')
   t.equal((await node.health()).status, 200, 'node healthy')
   frozen.destroy()
+  await close(reader, pub)
+})
+
+t.test('a subscriber that reads takes a burst larger than the cap without being disconnected', async (t) => {
+  const reader = await connect(node.port, { clientId: 'sc-burst-reader', clean: false })
+  let got = 0
+  reader.on('message', () => { got++ })
+  await reader.subscribeAsync('burst/#', { qos: 1 })
+  const pub = await connect(node.port, { clientId: 'sc-burst-pub' })
+  const payload = Buffer.alloc(64 * 1024, 'b')
+  const before = await counter('disconnected')
+  // 100 x 64 KiB at once: 6.4 MB for a socket capped at 256 KiB of unsent data.
+  await Promise.all(Array.from({ length: 100 }, () => pub.publishAsync('burst/x', payload, { qos: 1 })))
+  await waitFor(() => got >= 100, `the reader got the whole burst (has ${got})`, 20_000)
+  t.ok(reader.connected, 'still connected')
+  t.equal(await counter('disconnected'), before, 'no slow-consumer disconnect')
   await close(reader, pub)
 })
