@@ -10,7 +10,8 @@ import { waitFor } from '../helpers/wait.ts'
 // comes back, so a clean subscriber loses none of the acknowledged messages
 // published across the cut.
 const redis = await startRedis()
-const nodes = await startCluster(redis.url, 2)
+// No per-client publish rate cap: the publisher runs as fast as PUBACKs come.
+const nodes = await startCluster(redis.url, 2, ['--publish-rate-per-client', '0'])
 t.teardown(async () => { await stopAll(nodes); await redis.stop() })
 const [A, B] = nodes
 const rc = redis.client()
@@ -35,13 +36,16 @@ t.test('a clean subscriber gets every acknowledged QoS1 message published while 
   sub.on('message', (_topic, p) => { const k = p.toString(); if (got.has(k)) dup++; got.add(k) })
   await sub.subscribeAsync('replay/#', { qos: 1 })
   const pub = await connect(A.port, { clientId: 'replay-pub' })
+  // A disconnected publisher (reconnectPeriod 0) would wait for its PUBACKs forever: fail instead.
+  const dropped = new Promise<never>((_resolve, reject) => pub.once('close', () => reject(new Error('the publisher was disconnected'))))
+  dropped.catch(() => {})
   const N = 3000
   const acked: string[] = []
   let cuts = 0
   const publishing = (async () => {
     for (let i = 0; i < N; i += 20) {
       const batch = Array.from({ length: 20 }, (_, k) => String(i + k))
-      await Promise.all(batch.map((m) => pub.publishAsync('replay/x', m, { qos: 1 })))
+      await Promise.race([Promise.all(batch.map((m) => pub.publishAsync('replay/x', m, { qos: 1 }))), dropped])
       acked.push(...batch)
     }
   })()

@@ -32,6 +32,20 @@ export interface NodeOptions {
 
 /** Spawns `bin/thingmesh start` on free ports and resolves once /healthz says 200. */
 export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodeProcess> {
+  // freePort() closes the port it found; another process on the box may take
+  // it before the node binds (seen in CI). Such a start is retried on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts)
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof PortTaken)) throw err
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce (opts: NodeOptions): Promise<NodeProcess> {
   const port = await freePort()
   const httpPort = await freePort()
   const nodeId = opts.nodeId ?? `n${port}`
@@ -50,7 +64,7 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
     // A node that fails on its own (a crash, a fence) is the usual cause of a
     // confusing failure later in the file (ECONNREFUSED, timeouts): say so
     // with its last log lines, which tap shows with the test's output.
-    if (!killedByTest && code !== 0) process.stderr.write(`\n# node ${nodeId} exited by itself (code ${code}, signal ${signal}); last log lines:\n${stderr.trimEnd().split('\n').slice(-25).map((l) => `#   ${l.slice(0, 400)}`).join('\n')}\n`)
+    if (!killedByTest && code !== 0 && !/EADDRINUSE/.test(stderr)) process.stderr.write(`\n# node ${nodeId} exited by itself (code ${code}, signal ${signal}); last log lines:\n${stderr.trimEnd().split('\n').slice(-25).map((l) => `#   ${l.slice(0, 400)}`).join('\n')}\n`)
     resolve(code)
   }))
   const node: NodeProcess = {
@@ -69,14 +83,15 @@ export async function startNodeProcess (opts: NodeOptions = {}): Promise<NodePro
       return exited
     },
   }
-  let dead = false
-  void exited.then(() => { dead = true })
   // 60 s: on the shared 2-core box at load average 30 a start (tsx
   // transpiling the broker) took over 20 s; a node that never starts still fails.
-  await waitFor(async () => {
-    if (dead) throw new Error(`node ${nodeId} exited during start:\n${stderr}`)
-    return (await node.health()).status === 200
-  }, `node ${nodeId} healthy`, 60_000, 50)
+  // A node that exits during start fails at once.
+  const died = exited.then((code) => {
+    if (/EADDRINUSE/.test(stderr)) throw new PortTaken(`node ${nodeId}: port taken before it could bind`)
+    throw new Error(`node ${nodeId} exited during start (code ${code}):\n${stderr}`)
+  })
+  died.catch(() => {})
+  await Promise.race([waitFor(async () => (await node.health()).status === 200, `node ${nodeId} healthy`, 60_000, 50), died])
   return node
 }
 
