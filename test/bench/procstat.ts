@@ -24,12 +24,16 @@ export function cpuSeconds (pid: number): number {
   } catch { return NaN }
 }
 
-/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
-export function machineTicks (): { busy: number, total: number } {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  const total = cpu.reduce((a, b) => a + b, 0)
-  const idle = cpu[3] + (cpu[4] ?? 0) // idle + iowait
-  return { busy: total - idle, total }
+/**
+ * Jiffies of the whole machine (all cores), from /proc/stat: busy, total, and
+ * the parts of busy no process is charged with (interrupts, softirqs such as
+ * loopback TCP delivery, and time a hypervisor stole).
+ */
+export function machineTicks (): { busy: number, total: number, kernel: number, steal: number } {
+  // user nice system idle iowait irq softirq steal (guest time is already inside user)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = user + nice + system + idle + iowait + irq + softirq + steal
+  return { busy: total - idle - iowait, total, kernel: irq + softirq, steal }
 }
 
 /** The open-file limit this process (and every child it starts) runs with. */
@@ -50,13 +54,14 @@ export function ephemeralPorts (): number {
  * CPU use of a set of processes over an interval, in % of one core. Take a
  * sample before and after; `percent` compares them.
  */
-export function cpuSample (pids: Record<string, number>): { at: number, cpu: Record<string, number>, machine: { busy: number, total: number } } {
+export function cpuSample (pids: Record<string, number>): { at: number, cpu: Record<string, number>, machine: ReturnType<typeof machineTicks> } {
   return { at: performance.now(), cpu: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)])), machine: machineTicks() }
 }
 
-export function cpuPercent (a: ReturnType<typeof cpuSample>, b: ReturnType<typeof cpuSample>): { perProcess: Record<string, number>, machineBusy: number } {
+export function cpuPercent (a: ReturnType<typeof cpuSample>, b: ReturnType<typeof cpuSample>): { perProcess: Record<string, number>, machineBusy: number, kernel: number, steal: number } {
   const s = (b.at - a.at) / 1000
   const perProcess = Object.fromEntries(Object.keys(a.cpu).map((k) => [k, ((b.cpu[k] - a.cpu[k]) / s) * 100]))
-  const machineBusy = ((b.machine.busy - a.machine.busy) / Math.max(1, b.machine.total - a.machine.total)) * 100
-  return { perProcess, machineBusy }
+  const total = Math.max(1, b.machine.total - a.machine.total)
+  const share = (k: 'busy' | 'kernel' | 'steal'): number => ((b.machine[k] - a.machine[k]) / total) * 100
+  return { perProcess, machineBusy: share('busy'), kernel: share('kernel'), steal: share('steal') }
 }
