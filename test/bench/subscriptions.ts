@@ -287,6 +287,8 @@ async function runVariant (variant: string): Promise<Result> {
       stats = next
     }
     const after = cpuSample(pids)
+    // Subscribers the nodes closed (a node fenced or restarted under load, say): show why.
+    if (stats.dropped > 0 || failedIds.size > 0) process.stderr.write(`${variant}: ${stats.dropped} subscribers dropped after SUBACK, ${failedIds.size} never subscribed; last node log lines:\n${b.logTail?.() ?? ''}\n`)
     const { perProcess, machineBusy, kernel, steal } = cpuPercent(before, after)
     const cpu: Record<string, number> = {}
     for (const [k, v] of Object.entries(perProcess)) {
