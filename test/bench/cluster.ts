@@ -23,6 +23,7 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import hdr from 'hdr-histogram-js'
 import { BROKERS, type BrokerUnderTest } from './brokers.ts'
+import { num, option } from './options.ts'
 import { close as closeClients, connect, type MqttClient } from '../helpers/mqtt.ts'
 
 /**
@@ -33,12 +34,6 @@ async function close (...clients: MqttClient[]): Promise<void> {
   for (const c of clients) (c as MqttClient & { stream?: NodeJS.EventEmitter }).stream?.on('error', () => {})
   await closeClients(...clients)
 }
-
-function option (name: string, env: string, dflt: string): string {
-  const flag = process.argv.find((a) => a.startsWith(`--${name}=`))
-  return flag ? flag.slice(name.length + 3) : (process.env[env] ?? dflt)
-}
-const num = (name: string, env: string, dflt: number): number => Number(option(name, env, String(dflt)))
 
 const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'same', 'memory', 'retained'] as const
 type Scenario = typeof ALL_SCENARIOS[number]

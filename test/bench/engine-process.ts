@@ -20,26 +20,17 @@ import { processBatch, renderState, type CachedState } from '../../engine/runtim
 import { decodeEntry, encodeEntry, type LogEntry } from '../../engine/runtime/entries.ts'
 import { RedisStore } from '../../engine/runtime/redis-store.ts'
 import { createKeys } from '../../broker/cluster/keys.ts'
+import { benchModule } from './engine-module.ts'
+import { num } from './options.ts'
 
-const THINGS = Number(process.env.BENCH_THINGS ?? 100_000)
-const UPDATES = Number(process.env.BENCH_UPDATES ?? 100_000)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const THINGS = num('things', 'BENCH_THINGS', 100_000)
+const UPDATES = num('updates', 'BENCH_UPDATES', 100_000)
+const ROUNDS = num('rounds', 'BENCH_ROUNDS', 3)
 const PARTITIONS = 64
 const PER_ROUND = 1000
 const out = (s: string): void => { process.stdout.write(s + '\n') }
 
-const props: Record<string, unknown> = {}
-for (let i = 0; i < 10; i++) props[`p${i}`] = { type: 'number', min: -1e9, max: 1e9, change: 'on-change' }
-const v = validateModule({
-  version: 1,
-  templates: [{ id: 'Sensor', properties: props }],
-  things: Array.from({ length: THINGS }, (_, i) => ({ id: `s${i}`, template: 'Sensor' })),
-  rules: [
-    { id: 'high', template: 'Sensor', when: 'p0 > 900', actions: [{ type: 'raiseAlert', alert: 'high', severity: 'warning' }], resetActions: [{ type: 'clearAlert', alert: 'high' }] },
-    { id: 'cross', template: 'Sensor', when: 'p1 > p2', actions: [{ type: 'emitEvent', event: 'cross', payload: { p1: '${p1}' } }] },
-    { id: 'sum', template: 'Sensor', when: 'p3 + p4 > 1500', actions: [{ type: 'publish', topic: 'alarms/${thing.id}', payload: { sum: '${p3 + p4}' } }] },
-  ],
-})
+const v = validateModule(benchModule(THINGS))
 if (!v.ok) throw new Error(JSON.stringify(v.problems))
 const defs: Definitions = v.definitions
 

@@ -11,16 +11,18 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import hdr from 'hdr-histogram-js'
 import { startRedis } from '../helpers/redis.ts'
+import { benchModule } from './engine-module.ts'
 import { startNodeProcess } from '../helpers/node.ts'
 import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { num } from './options.ts'
 
-const THINGS = Number(process.env.BENCH_THINGS ?? 100_000)
-const UPDATES = Number(process.env.BENCH_UPDATES ?? 100_000)
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
-const WINDOW = Number(process.env.BENCH_WINDOW ?? 200)
-const RATE = Number(process.env.BENCH_RATE ?? 5000)
-const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10)
+const THINGS = num('things', 'BENCH_THINGS', 100_000)
+const UPDATES = num('updates', 'BENCH_UPDATES', 100_000)
+const CONNECTIONS = num('connections', 'BENCH_CONNECTIONS', 20)
+const WINDOW = num('window', 'BENCH_WINDOW', 200)
+const RATE = num('rate', 'BENCH_RATE', 5000)
+const LATENCY_SECONDS = num('latency-seconds', 'BENCH_LATENCY_SECONDS', 10)
 const PARTITIONS = 64
 /** BENCH_CPU_PROF=<dir>: the node runs with --cpu-prof and is stopped gracefully at the end so the profile is written there. */
 const CPU_PROF = process.env.BENCH_CPU_PROF
@@ -30,20 +32,9 @@ const out = (s: string): void => { process.stdout.write(s + '\n') }
 // Bounded: a stuck run (a refused connection, a lost PUBACK) ends with a message, not a hang.
 setTimeout(() => { out('bench: gave up after 20 minutes'); process.exit(1) }, 20 * 60_000).unref()
 
-const props: Record<string, unknown> = {}
-for (let i = 0; i < 10; i++) props[`p${i}`] = { type: 'number', min: -1e9, max: 1e9, change: 'on-change' }
 const dir = mkdtempSync(join(tmpdir(), 'tm-bench-engine-'))
 const moduleFile = join(dir, 'module.json')
-writeFileSync(moduleFile, JSON.stringify({
-  version: 1,
-  templates: [{ id: 'Sensor', properties: props }],
-  things: Array.from({ length: THINGS }, (_, i) => ({ id: `s${i}`, template: 'Sensor' })),
-  rules: [
-    { id: 'high', template: 'Sensor', when: 'p0 > 900', actions: [{ type: 'raiseAlert', alert: 'high', severity: 'warning' }], resetActions: [{ type: 'clearAlert', alert: 'high' }] },
-    { id: 'cross', template: 'Sensor', when: 'p1 > p2', actions: [{ type: 'emitEvent', event: 'cross', payload: { p1: '${p1}' } }] },
-    { id: 'sum', template: 'Sensor', when: 'p3 + p4 > 1500', actions: [{ type: 'publish', topic: 'alarms/${thing.id}', payload: { sum: '${p3 + p4}' } }] },
-  ],
-}))
+writeFileSync(moduleFile, JSON.stringify(benchModule(THINGS)))
 
 const redis = await startRedis()
 // A run that dies (a failed start, the 20-minute limit) leaves no server behind.

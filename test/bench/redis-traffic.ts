@@ -24,19 +24,9 @@
 import { cpus, loadavg } from 'node:os'
 import { Redis } from 'ioredis'
 import { cluster, type BrokerUnderTest } from './brokers.ts'
+import { num, option } from './options.ts'
 import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
 
-function option (name: string, env: string, dflt: string): string {
-  const i = process.argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`))
-  if (i < 0) return process.env[env] ?? dflt
-  const a = process.argv[i]
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : process.argv[i + 1]
-}
-function num (name: string, env: string, dflt: number, min = 1): number {
-  const v = Number(option(name, env, String(dflt)))
-  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} (${env}) must be an integer ≥ ${min}`)
-  return v
-}
 
 const MESSAGES = num('messages', 'TRAFFIC_MESSAGES', 5000)
 const RATE = num('rate', 'TRAFFIC_RATE', 1000, 0)

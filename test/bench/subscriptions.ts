@@ -29,23 +29,13 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { cluster, type BrokerUnderTest } from './brokers.ts'
+import { num, option } from './options.ts'
 import { connectPacket, packetReader, TYPE } from './mqtt-wire.ts'
 import { cpuPercent, cpuSample, ephemeralPorts, openFileLimit, rssMiB } from './procstat.ts'
 import type { WorkerReply, WorkerRequest } from './subs-worker.ts'
 import { killWithTest } from '../helpers/children.ts'
 import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
 
-function option (name: string, env: string, dflt: string): string {
-  const i = process.argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`))
-  if (i < 0) return process.env[env] ?? dflt
-  const a = process.argv[i]
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : process.argv[i + 1]
-}
-function num (name: string, env: string, dflt: number): number {
-  const v = Number(option(name, env, String(dflt)))
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} (${env}) must be a positive integer`)
-  return v
-}
 
 const CLIENTS = num('clients', 'SUBS_CLIENTS', 50_000)
 const NODES = num('nodes', 'SUBS_NODES', 2)
