@@ -13,23 +13,42 @@ export interface WriteProbeResult {
 }
 
 /**
- * `verifier` gives a client for the check at the end: a fresh one on the
- * current primary, because the probe's own Sentinel client may itself be
- * stuck after the failover (ioredis "Connection is closed.", redis/ioredis#1683).
+ * `connect` makes the probe's Sentinel client. An ioredis Sentinel client can
+ * stay stuck after a failover (ioredis "Connection is closed.",
+ * redis/ioredis#1683; it failed CI's R2 once with "never recovered" while
+ * Sentinel had a writable primary after 1.7 s), so a client that got no
+ * acknowledgement for STUCK_MS is dropped and a new one made, as any
+ * application would; its unanswered writes count as failed. `verifier` gives
+ * a client for the check at the end: a fresh one on the current primary.
  */
-export function startWriteProbe (redis: Redis, prefix: string, everyMs = 10, maxMs = 300_000, verifier?: () => Promise<Redis>): { stop(aroundMs: number): Promise<WriteProbeResult> } {
+const STUCK_MS = 3000
+
+export function startWriteProbe (connect: () => Redis, prefix: string, everyMs = 10, maxMs = 300_000, verifier?: () => Promise<Redis>): { stop(aroundMs: number): Promise<WriteProbeResult> } {
   const ackedAt: Array<[number, number]> = []
   let failed = 0
   let i = 0
   let running = true
+  let redis = connect()
+  /** Writes in flight on the current client only; a replaced client's are written off. */
   let inflight = 0
+  let generation = 0
+  let lastProgress = Date.now()
   const started = Date.now()
   const timer = setInterval(() => {
     if (!running || Date.now() - started > maxMs) { clearInterval(timer); return }
+    if (Date.now() - lastProgress > STUCK_MS) {
+      redis.disconnect()
+      failed += inflight
+      inflight = 0
+      generation++
+      redis = connect()
+      lastProgress = Date.now()
+    }
     if (inflight > 50) return
     const n = ++i
+    const gen = generation
     inflight++
-    redis.set(`${prefix}${n}`, String(n)).then(() => { ackedAt.push([n, Date.now()]) }, () => { failed++ }).finally(() => { inflight-- })
+    redis.set(`${prefix}${n}`, String(n)).then(() => { ackedAt.push([n, Date.now()]); lastProgress = Date.now() }, () => { if (gen === generation) failed++ }).finally(() => { if (gen === generation) inflight-- })
   }, everyMs)
   return {
     async stop (aroundMs) {

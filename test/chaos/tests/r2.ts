@@ -38,7 +38,7 @@ export async function failoverRun (ctx: ChaosContext, tag: string, downAfterMs: 
         { name: 'persist-n3', cls: 'persistent', servers: [s(n3), s(n1), s(n2)] },
       ],
     })
-    const wp = startWriteProbe(topo.client(), `chaos:${tag}:w:`, 10, 300_000, async () => topo.direct(await topo.primaryPort()))
+    const wp = startWriteProbe(() => topo.client(), `chaos:${tag}:w:`, 10, 300_000, async () => topo.direct(await topo.primaryPort()))
     try {
       await stream.start()
       const t0 = Date.now()

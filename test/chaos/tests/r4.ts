@@ -30,7 +30,7 @@ export const r4: ChaosTest = {
           { name: 'queued', cls: 'persistent', servers: [s(n3)] },
         ],
       })
-      const wp = startWriteProbe(topo.client(), 'chaos:r4:w:', 10, 300_000, async () => topo.direct(await topo.primaryPort()))
+      const wp = startWriteProbe(() => topo.client(), 'chaos:r4:w:', 10, 300_000, async () => topo.direct(await topo.primaryPort()))
       try {
         await stream.start()
         await stream.subs[1].client.endAsync(false)
