@@ -43,7 +43,7 @@ export class ClusterRuntime {
   private port: BrokerPort | null = null
   /** Set by the node: a `drain` control message names this node. */
   onDrain: ((spreadMs?: number) => void) | null = null
-  /** Set by the node: this incarnation was declared dead; fence() has already cut its Redis links. */
+  /** Set by the node: this incarnation was declared dead; fence() has already cut its Redis links. The node drops its clients. */
   onFenced: (() => void) | null = null
   private fenced = false
   private readonly busChannel: string
@@ -185,8 +185,8 @@ export class ClusterRuntime {
     this.cmd.disconnect()
     this.sub.disconnect()
     this.subReady = false
-    if (this.onFenced) { this.onFenced(); return }
-    for (const c of this.port?.localClients() ?? []) { c._disconnected = true; c.close() }
+    // The node drops its clients (without wills) and tears down (node.ts).
+    this.onFenced?.()
   }
 
   async start (): Promise<void> {

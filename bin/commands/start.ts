@@ -3,7 +3,7 @@ import type { Logger } from '../../broker/log.ts'
 import { startNode, surviveUnhandledRejections, type RunningNode } from '../../broker/node.ts'
 
 /** Exit status of a node that was declared dead by its cluster and does not rejoin (--on-fenced exit, or a rejoin that failed). */
-export const EXIT_FENCED = 3
+const EXIT_FENCED = 3
 
 /**
  * `thingmesh start`: runs one node, and, after the cluster declared it dead

@@ -17,7 +17,7 @@
 /** A stream id `ms-seq` as two numbers, comparable without string tricks. */
 export interface LogId { ms: number, seq: number }
 
-export const LOG_ID_ZERO: LogId = { ms: 0, seq: 0 }
+const LOG_ID_ZERO: LogId = { ms: 0, seq: 0 }
 
 export function parseLogId (s: string): LogId | null {
   const dash = s.indexOf('-')
@@ -27,7 +27,7 @@ export function parseLogId (s: string): LogId | null {
   return Number.isSafeInteger(ms) && Number.isSafeInteger(seq) && ms >= 0 && seq >= 0 ? { ms, seq } : null
 }
 
-export function formatLogId (id: LogId): string {
+function formatLogId (id: LogId): string {
   return `${id.ms}-${id.seq}`
 }
 

@@ -21,7 +21,7 @@ import type { Writable } from 'node:stream'
  */
 
 /** How long a socket must have stayed full before its client counts as slow. */
-export const FULL_GRACE_MS = 1000
+const FULL_GRACE_MS = 1000
 
 export type ShedAction = 'qos0_dropped' | 'disconnected'
 
