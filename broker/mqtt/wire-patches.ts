@@ -1,8 +1,10 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
+import { installQos0Delivery } from './delivery.ts'
 import { installMemoryPatches } from './memory-patches.ts'
 import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
+import { writeSharedQos0, type Qos0Publish } from './shared-encoding.ts'
 
 const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream: WriteToStream }
@@ -35,6 +37,7 @@ export function installWirePatches (): void {
   installed = true
   installMemoryPatches()
   installSlowConsumerGuard(THINGMESH_BROKER)
+  installQos0Delivery(THINGMESH_BROKER)
   mqttPacket.writeToStream = function patchedWriteToStream (packet, stream, opts) {
     const client = (stream as Writable & { client?: { broker?: Record<symbol, unknown> } }).client
     if (client?.broker?.[THINGMESH_BROKER] === true) {
@@ -63,6 +66,8 @@ export function installWirePatches (): void {
         }
         if (shedSlowConsumer(client as never, stream, packet as { qos?: number })) return true
         holdCork(stream)
+        const written = writeSharedQos0(packet as Qos0Publish, stream, opts)
+        if (written !== undefined) return written
       }
     }
     return original(packet, stream, opts)
