@@ -243,7 +243,8 @@ export function createHooks (ctx: HooksContext) {
     let granted = -1
     let n = 0
     for (const filter in subs) {
-      if (matches(filter, packet.topic)) { n++; if (subs[filter].qos > granted) granted = subs[filter].qos }
+      // A filter without wildcards matches only its own topic: skip the split.
+      if (filter === packet.topic || matches(filter, packet.topic)) { n++; if (subs[filter].qos > granted) granted = subs[filter].qos }
     }
     // Repeats come from overlapping filters, and for persistent sessions from
     // a queue replay racing live delivery (see persistence deliveredLive).
