@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
 import { defineScripts } from '../cluster/redis.ts'
+import { RetainedWrites } from './retained-writes.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
 const require = createRequire(import.meta.url)
@@ -24,7 +25,7 @@ interface Scripted {
   putWill(...args: Array<string | Buffer>): Promise<number>
   takeWillBuffer(...args: string[]): Promise<Buffer | null>
   expireSessions(...args: Array<string | number>): Promise<string[]>
-  storeRetained(...args: Array<string | Buffer>): Promise<number>
+  storeRetainedMany(...args: Array<string | Buffer>): Promise<number[]>
 }
 
 export interface RedisPersistenceOptions {
@@ -83,12 +84,16 @@ export class RedisPersistence {
   private wakeResync: (() => void) | null = null
   private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
 
+  /** Retained stores, one script call per tick (the engine stores a retained state per update). */
+  private readonly retainedWrites: RetainedWrites
+
   constructor (opts: RedisPersistenceOptions) {
     this.opts = opts
     this.redis = opts.redis
     this.keys = opts.keys
     defineScripts(this.redis, new URL('./lua/', import.meta.url))
     this.r = this.redis as unknown as Scripted
+    this.retainedWrites = new RetainedWrites((pairs) => this.r.storeRetainedMany(this.keys.retained, this.keys.retainedIndex, ...pairs))
   }
 
   async setup (broker: { id: string }): Promise<void> {
@@ -220,15 +225,15 @@ export class RedisPersistence {
   // ---- retained -----------------------------------------------------------
 
   async storeRetained (packet: Packet): Promise<void> {
-    // The hash and its topic index change together (lua/storeRetained-2.lua),
+    // The hash and its topic index change together (lua/storeRetainedMany-2.lua),
     // so a reader never sees a topic in one and not the other.
     const value = packet.payload.length === 0 ? '' : encodeFrame('', { ...packet, brokerCounter: 0 })
-    await this.r.storeRetained(this.keys.retained, this.keys.retainedIndex, packet.topic, value)
+    await this.retainedWrites.write(packet.topic, value)
   }
 
   /** Admin removal of one retained message; true if there was one. */
   async deleteRetained (topic: string): Promise<boolean> {
-    return await this.r.storeRetained(this.keys.retained, this.keys.retainedIndex, topic, '') === 1
+    return await this.retainedWrites.write(topic, '') === 1
   }
 
   createRetainedStream (pattern: string): Readable {
