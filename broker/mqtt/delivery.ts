@@ -2,17 +2,24 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Writable } from 'node:stream'
+import { flushCorked } from './cork.ts'
 
 /**
  * aedes' QoS 0 delivery (`client.deliver0`, made per client in its
  * constructor) costs, per subscriber and message, a lookup in
  * `client.duplicates`, a second packet copy, two closures and two
- * setImmediates. thingmesh replaces `duplicates` with a Proxy that never
- * drops anything (the exact dedupe is in hooks.authorizeForward), and a Proxy
- * get and set per delivery was the largest single cost on a subscriber node
- * under fan-out (issue 8). This deliverer does what aedes' does, in the same
- * order and with the same deferrals (write on the next turn, completion on
- * the turn after), minus that dedupe and the garbage.
+ * setImmediates, and its write sits corked until the next turn. thingmesh
+ * replaces `duplicates` with a Proxy that never drops anything (the exact
+ * dedupe is in hooks.authorizeForward), and a Proxy get and set per delivery
+ * was the largest single cost on a subscriber node under fan-out (issue 8).
+ *
+ * Here the deliveries made in one turn are written together on the next
+ * (as aedes, so a long fan-out cannot grow the stack), in the order they
+ * were made, each completed once its packet is handed to the socket; then
+ * the sockets are uncorked at once, one write each, instead of a turn later.
+ * A QoS 1/2 delivery (aedes' own setImmediate) may therefore leave before a
+ * QoS 0 one made earlier in the same turn: MQTT orders deliveries per topic
+ * and QoS only [MQTT-4.6.0-6].
  */
 
 interface DeliveringClient {
@@ -55,15 +62,30 @@ export function installQos0Delivery (marker: symbol): void {
   })
 }
 
+/** Deliveries waiting for the next turn, three entries each: client, packet (null: nothing to write), completion. */
+let queue: unknown[] = []
+let scheduled = false
+
 function qos0Deliverer (client: DeliveringClient): Deliver {
   return function deliverQoS0 (packet, cb) {
     // MQTT 5 no-local, as aedes checks it.
-    if (packet.clientId === client.id && packet.nl === true) { setImmediate(cb); return }
-    const toForward = client.broker!.authorizeForward(client, packet)
-    // As aedes: a later turn, so a long fan-out cannot grow the stack.
-    if (toForward) setImmediate(writeQos0, client, toForward, cb)
-    else setImmediate(cb)
+    const toForward = packet.clientId === client.id && packet.nl === true ? null : client.broker!.authorizeForward(client, packet)
+    queue.push(client, toForward ?? null, cb)
+    if (!scheduled) { scheduled = true; setImmediate(deliverQueued) }
   }
+}
+
+function deliverQueued (): void {
+  scheduled = false
+  // Completions may emit further publishes at once: their deliveries wait for the next turn.
+  const q = queue
+  queue = []
+  for (let i = 0; i < q.length; i += 3) {
+    const packet = q[i + 1] as Qos0Packet | null
+    if (packet === null) (q[i + 2] as () => void)()
+    else writeQos0(q[i] as DeliveringClient, packet, q[i + 2] as () => void)
+  }
+  flushCorked()
 }
 
 /** aedes' lib/write.js for one QoS 0 PUBLISH. */
@@ -84,10 +106,6 @@ function writeQos0 (client: DeliveringClient, packet: Qos0Packet, cb: () => void
   } else {
     error = new Error('connection closed')
   }
-  setImmediate(completed, client, error, cb)
-}
-
-function completed (client: DeliveringClient, err: Error | null, cb: () => void): void {
-  client._onError(err)
+  if (error !== null) client._onError(error)
   cb()
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
+import { holdCork } from './cork.ts'
 import { installQos0Delivery } from './delivery.ts'
 import { installMemoryPatches } from './memory-patches.ts'
 import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
@@ -72,32 +73,6 @@ export function installWirePatches (): void {
     }
     return original(packet, stream, opts)
   }
-}
-
-const corked = new Set<Writable>()
-let uncorkScheduled = false
-
-/**
- * aedes delivers each publish from its own setImmediate, and mqtt-packet
- * uncorks on the next tick, so every delivered message cost one writev
- * syscall: a fifth of a subscriber node's CPU under fan-in (issue 8). The
- * deliveries of one event-loop turn now leave in one write per socket.
- */
-function holdCork (stream: Writable): void {
-  if (corked.has(stream)) return
-  stream.cork()
-  corked.add(stream)
-  if (uncorkScheduled) return
-  uncorkScheduled = true
-  setImmediate(uncorkAll)
-}
-
-function uncorkAll (): void {
-  uncorkScheduled = false
-  const streams = [...corked]
-  corked.clear()
-  // One failing socket must not leave the others corked for good.
-  for (const s of streams) { try { s.uncork() } catch { /* its own error path closes it */ } }
 }
 
 /** The publish with this id is routed: send its PUBACK, and any before it, in order. */
