@@ -72,6 +72,32 @@ export function baseArgs (): string[] {
   return hasOption('--allow-anonymous') ? ['--allow-anonymous', 'true'] : []
 }
 
+/**
+ * Launch settings docker/Dockerfile gives a node, so the campaign measures what
+ * production runs (keep the defaults in step with its ENV): V8's old space
+ * capped, which also keeps V8's heap growing factor at 2 or less instead of 4
+ * (V8 allows 4 only from 2048 MiB up), and glibc's mmap threshold fixed at
+ * 128 KiB, so freed payload buffers go back to the system instead of staying
+ * in malloc's arenas (S6). CHAOS_NODE_MAX_OLD_SPACE_MB and
+ * CHAOS_NODE_MMAP_THRESHOLD change them (not the image's names: glibc would
+ * apply MALLOC_MMAP_THRESHOLD_ to the harness itself); empty turns one off.
+ * CHAOS_NODE_FLAGS adds node/V8 flags, separated by spaces, for experiments.
+ */
+const LAUNCH_DEFAULTS = { heapMb: '1024', mmapThreshold: '131072' }
+
+export function launchSettings (): { heapMb: string, mmapThreshold: string, env: string[], nodeFlags: string[] } {
+  const heapMb = process.env.CHAOS_NODE_MAX_OLD_SPACE_MB ?? LAUNCH_DEFAULTS.heapMb
+  const mmapThreshold = process.env.CHAOS_NODE_MMAP_THRESHOLD ?? LAUNCH_DEFAULTS.mmapThreshold
+  if (heapMb !== '' && !/^[1-9]\d*$/.test(heapMb)) throw new Error(`CHAOS_NODE_MAX_OLD_SPACE_MB=${heapMb}: not a whole number of MiB`)
+  if (mmapThreshold !== '' && !/^\d+$/.test(mmapThreshold)) throw new Error(`CHAOS_NODE_MMAP_THRESHOLD=${mmapThreshold}: not a number of bytes`)
+  return {
+    heapMb,
+    mmapThreshold,
+    env: mmapThreshold === '' ? ['-u', 'MALLOC_MMAP_THRESHOLD_'] : [`MALLOC_MMAP_THRESHOLD_=${mmapThreshold}`],
+    nodeFlags: [...(heapMb === '' ? [] : [`--max-old-space-size=${heapMb}`]), ...(process.env.CHAOS_NODE_FLAGS ?? '').split(' ').filter(Boolean)],
+  }
+}
+
 export async function startChaosNode (opts: ChaosNodeOptions): Promise<ChaosNode> {
   const host = opts.host ?? '127.0.0.1'
   const port = await freePort()
@@ -81,8 +107,9 @@ export async function startChaosNode (opts: ChaosNodeOptions): Promise<ChaosNode
   let expectExit = false
   let unexpected = 0
   const launch = (): ChildProcess => {
-    // `env -u` execs, so the PID is the node's own; tap's loaders in NODE_OPTIONS are dropped.
-    const cmd = ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, BIN, ...args]
+    // `env` execs, so the PID is the node's own; tap's loaders in NODE_OPTIONS are dropped.
+    const settings = launchSettings()
+    const cmd = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...settings.env, process.execPath, ...settings.nodeFlags, BIN, ...args]
     const p = track(opts.netns ? spawn('ip', ['netns', 'exec', opts.netns, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] }))
     p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 4_000_000) stderr = stderr.slice(-2_000_000) })
     p.once('exit', (code, sig) => {
@@ -174,6 +201,17 @@ export async function startChaosCluster (redis: string, n: number, args: string[
 export function rssOf (pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').trim().split(/\s+/)[1]) * 4096
+  } catch { return 0 }
+}
+
+/** CPU time (user + system) a process has used, in seconds, from /proc (0 if gone). */
+export function cpuSecondsOf (pid: number): number {
+  try {
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return (Number(f[11]) + Number(f[12])) / 100
   } catch { return 0 }
 }
 

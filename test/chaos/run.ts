@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { TESTS } from './registry.ts'
 import { runTests, type TestRun } from './campaign.ts'
-import { BIN } from './cluster.ts'
+import { BIN, launchSettings } from './cluster.ts'
 import { LOG_DIR } from './env.ts'
 import { spawnSync } from 'node:child_process'
 import { dirname } from 'node:path'
@@ -22,6 +22,10 @@ Options:
   -h, --help               this text
 
 Rates come from environment variables, e.g. CHAOS_R1_RATE=2000 (see each test).
+Nodes are launched as docker/Dockerfile launches them, with
+--max-old-space-size=1024 and MALLOC_MMAP_THRESHOLD_=131072; the environment
+variables CHAOS_NODE_MAX_OLD_SPACE_MB and CHAOS_NODE_MMAP_THRESHOLD change
+them, and an empty value leaves the flag or the variable out.
 Exit code: 0 all criteria pass or not run, 1 some fail, 2 bad usage.
 `
 
@@ -57,11 +61,13 @@ function main (): Promise<number> | number {
 
 /** The binary under test and the git state of its checkout (commit, and whether it had local edits). */
 function describeTarget (): string {
+  const l = launchSettings()
+  const launched = `, launched as the image does: ${l.nodeFlags.join(' ') || 'no heap flag'}, MALLOC_MMAP_THRESHOLD_=${l.mmapThreshold || '(unset)'}`
   const dir = dirname(dirname(BIN))
   const head = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' })
-  if (head.status !== 0) return `${BIN} (${process.env.CHAOS_TARGET_NOTE ?? 'not a git checkout'})`
+  if (head.status !== 0) return `${BIN} (${process.env.CHAOS_TARGET_NOTE ?? 'not a git checkout'})${launched}`
   const dirty = spawnSync('git', ['-C', dir, 'status', '--porcelain', '--', 'broker', 'engine', 'bin'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length
-  return `${BIN} at commit ${head.stdout.trim()}${dirty ? ` with ${dirty} uncommitted broker/engine files` : ''}`
+  return `${BIN} at commit ${head.stdout.trim()}${dirty ? ` with ${dirty} uncommitted broker/engine files` : ''}${launched}`
 }
 
 process.exitCode = await main()

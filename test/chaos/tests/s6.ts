@@ -9,7 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
 import { row, info, type ChaosTest, type Row } from '../report.ts'
 import { withSimpleEnv } from '../env.ts'
-import { noIpCaps, rssOf, type ChaosNode } from '../cluster.ts'
+import { cpuSecondsOf, launchSettings, noIpCaps, rssOf, type ChaosNode } from '../cluster.ts'
 import { startProbe } from '../probe.ts'
 
 const require = createRequire(import.meta.url)
@@ -53,6 +53,8 @@ export const s6: ChaosTest = {
       const rows: Row[] = []
       const probe = await startProbe({ host: node.host, port: node.port }, 's6')
       const rssStart = rssOf(node.pid())
+      const cpuStart = cpuSecondsOf(node.pid())
+      const wallStart = Date.now()
       let rssPeak = rssStart
       // Peak per phase, so growth is attributed to the attack that caused it.
       let phase = 'subscriptions'
@@ -150,8 +152,11 @@ export const s6: ChaosTest = {
         clearInterval(sampler)
       }
       const rssEnd = rssOf(node.pid())
+      const cpu = cpuSecondsOf(node.pid()) - cpuStart
+      const launch = launchSettings()
       const growth = (rssPeak - rssStart) / MB
       rows.push(row('S6', 'node RSS growth < 50 MB', `${(rssStart / MB).toFixed(0)} MB → peak ${(rssPeak / MB).toFixed(0)} MB (+${growth.toFixed(1)} MB), ${(rssEnd / MB).toFixed(0)} MB at the end; growth within each phase (its peak minus its start): ${Object.entries(phasePeak).map(([k, v]) => `${k} +${((v - phaseStart[k]) / MB).toFixed(0)} MB`).join(', ')}`, growth < 50))
+      rows.push(info('S6', 'node CPU and launch settings', `${cpu.toFixed(1)} s CPU over the ${((Date.now() - wallStart) / 1000).toFixed(0)} s of attacks; node flags ${launch.nodeFlags.join(' ') || 'none'}, MALLOC_MMAP_THRESHOLD_ ${launch.mmapThreshold === '' ? 'unset' : launch.mmapThreshold}`))
       const p = await probe.stop()
       rows.push(row('S6', 'bystander p99 < 100 ms, node alive', `p99 ${p.latency.p99Ms} ms, ${p.received}/${p.sent}; node ${node.alive() ? 'alive' : 'DEAD'}`, p.latency.p99Ms < 100 && p.received === p.sent && node.alive()))
       return rows
