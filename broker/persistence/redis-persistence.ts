@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
 import { defineScripts } from '../cluster/redis.ts'
+import { RetainedDelivery, type RetainedBroker } from '../mqtt/retained-delivery.ts'
 import { RetainedWrites } from './retained-writes.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
@@ -56,6 +57,8 @@ export interface RedisPersistenceOptions {
 }
 
 const RETAINED_SCAN = 1000
+/** Topics per index page: a few bytes each, so more than the messages of a batch. */
+const RETAINED_INDEX_PAGE = 10_000
 const STREAM_BATCH = 200
 const GLOB_FREE = /[+#]/
 const STALE_WAIT_MS = 2000
@@ -82,6 +85,8 @@ export class RedisPersistence {
   private closed = false
   /** Ends the back-off sleep of a running resync early (close()). */
   private wakeResync: (() => void) | null = null
+  /** Sends new subscriptions' retained messages in place of aedes (set in setup). */
+  private retainedDelivery: RetainedDelivery | null = null
   private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
 
   /** Retained stores, one script call per tick (the engine stores a retained state per update). */
@@ -98,6 +103,8 @@ export class RedisPersistence {
 
   async setup (broker: { id: string }): Promise<void> {
     this.broker = broker
+    this.retainedDelivery = new RetainedDelivery(broker as unknown as RetainedBroker, (filters) => this.retainedBatches(filters),
+      (clientId, err) => this.opts.onReadFailed?.(`retained for ${clientId}`, err))
     await this.resync()
   }
 
@@ -237,19 +244,26 @@ export class RedisPersistence {
   }
 
   createRetainedStream (pattern: string): Readable {
-    return this.createRetainedStreamCombi([pattern])
-  }
-
-  createRetainedStreamCombi (patterns: string[]): Readable {
-    return Readable.from(this.retainedOrNothing(patterns))
+    return Readable.from(packets(this.retainedBatches([pattern])))
   }
 
   /**
+   * aedes' request for a new subscription's retained messages. A cluster
+   * node sends them itself (mqtt/retained-delivery.ts), many per event-loop
+   * turn; aedes then gets an empty stream.
+   */
+  createRetainedStreamCombi (patterns: string[]): Readable {
+    if (this.retainedDelivery?.claim(patterns) === true) return Readable.from([])
+    return Readable.from(packets(this.retainedBatches(patterns)))
+  }
+
+  /**
+   * The retained messages matching `patterns`, one batch per Redis reply.
    * aedes pipes the retained stream without an error handler, so an error
    * here would crash the process. With Redis away, a new subscriber gets no
    * retained messages (the SUBACK already went out) and the failure is logged.
    */
-  private async * retainedOrNothing (patterns: string[]): AsyncGenerator<Packet> {
+  async * retainedBatches (patterns: string[]): AsyncGenerator<BusPacket[]> {
     try {
       yield * this.retainedMatching(patterns)
     } catch (err) {
@@ -261,30 +275,32 @@ export class RedisPersistence {
    * Exact topics: one HMGET. Wildcard filters with a literal first level:
    * only the index range of their literal prefix is read (ZRANGEBYLEX), so
    * the cost grows with the topics under that prefix, not with all retained
-   * messages. Filters starting with a wildcard match anything: full HSCAN.
+   * messages. `#` matches everything: HSCAN of the messages. Other filters
+   * starting with a wildcard (`+/x`) may match any topic: the whole index is
+   * read (topics only, a few bytes each) and only the matching messages.
    */
-  private async * retainedMatching (patterns: string[]): AsyncGenerator<Packet> {
+  private async * retainedMatching (patterns: string[]): AsyncGenerator<BusPacket[]> {
     const exact = patterns.filter((p) => !GLOB_FREE.test(p))
     const wild = patterns.filter((p) => GLOB_FREE.test(p))
     const seen = new Set<string>()
-    if (exact.length > 0) {
-      const found = await this.redis.hmgetBuffer(this.keys.retained, ...exact)
-      for (const buf of found) {
-        const p = buf && decodeFrame(buf)
-        if (p) { seen.add(p.packet.topic); yield toPacket(p.packet) }
-      }
-    }
+    if (exact.length > 0) yield * this.retainedTopics(exact, seen)
     if (wild.length === 0) return
     const matcher = new Qlobber({ wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true })
     for (const w of wild) matcher.add(w, true)
+    // `#` matches every topic: no need to split each into levels.
+    const all = wild.includes('#')
     // [MQTT-4.7.2-1] wildcards never reach $-topics here (as before the index).
-    const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && matcher.test(topic, true)
-    const prefixes = wild.map(literalPrefix)
-    if (prefixes.some((p) => p === '')) {
+    const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && (all || matcher.test(topic, true))
+    if (all) {
       yield * this.retainedScan(matches, seen)
       return
     }
     await this.ensureRetainedIndex()
+    const prefixes = wild.map(literalPrefix)
+    if (prefixes.some((p) => p === '')) {
+      yield * this.retainedRange('-', '+', matches, seen)
+      return
+    }
     // "a/b/#" also matches "a/b" itself, which is outside the "a/b/" range.
     const parents = wild.filter((w) => w.endsWith('/#')).map((w) => w.slice(0, -2)).filter((t) => !GLOB_FREE.test(t) && matches(t))
     // Overlapping prefixes ("a/" and "a/b/") would read the same range twice: keep the shortest.
@@ -292,39 +308,47 @@ export class RedisPersistence {
     yield * this.retainedTopics(parents, seen)
     for (const prefix of ranges) {
       // 0xff never occurs in UTF-8, so it bounds every topic that starts with the prefix.
-      const max = Buffer.concat([Buffer.from('[' + prefix), Buffer.from([0xff])])
-      // Each page starts after the last topic read (not at an offset, which Redis would walk again).
-      let min = '[' + prefix
-      for (;;) {
-        const topics = await this.redis.zrangebylex(this.keys.retainedIndex, min, max, 'LIMIT', 0, RETAINED_SCAN)
-        yield * this.retainedTopics(topics.filter(matches), seen)
-        if (topics.length < RETAINED_SCAN) break
-        min = '(' + topics[topics.length - 1]
-      }
+      yield * this.retainedRange('[' + prefix, Buffer.concat([Buffer.from('[' + prefix), Buffer.from([0xff])]), matches, seen)
     }
   }
 
-  private async * retainedTopics (topics: string[], seen: Set<string>): AsyncGenerator<Packet> {
+  /** The matching messages of the index range [min, max], read a page of topics at a time. */
+  private async * retainedRange (min: string, max: string | Buffer, matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<BusPacket[]> {
+    for (;;) {
+      const topics = await this.redis.zrangebylex(this.keys.retainedIndex, min, max, 'LIMIT', 0, RETAINED_INDEX_PAGE)
+      const wanted = topics.filter(matches)
+      for (let i = 0; i < wanted.length; i += RETAINED_SCAN) yield * this.retainedTopics(wanted.slice(i, i + RETAINED_SCAN), seen)
+      if (topics.length < RETAINED_INDEX_PAGE) return
+      // Each page starts after the last topic read (not at an offset, which Redis would walk again).
+      min = '(' + topics[topics.length - 1]
+    }
+  }
+
+  private async * retainedTopics (topics: string[], seen: Set<string>): AsyncGenerator<BusPacket[]> {
     if (topics.length === 0) return
     const bufs = await this.redis.hmgetBuffer(this.keys.retained, ...topics)
+    const batch: BusPacket[] = []
     for (const buf of bufs) {
       const p = buf && decodeFrame(buf)
-      if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); yield toPacket(p.packet) }
+      if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); batch.push(p.packet) }
     }
+    if (batch.length > 0) yield batch
   }
 
-  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<Packet> {
+  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<BusPacket[]> {
     let cursor = '0'
     do {
       const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
       cursor = next.toString()
+      const batch: BusPacket[] = []
       for (let i = 0; i < flat.length; i += 2) {
         const topic = flat[i].toString()
         if (!matches(topic)) continue
         seen.add(topic)
         const p = decodeFrame(flat[i + 1])
-        if (p) yield toPacket(p.packet)
+        if (p) batch.push(p.packet)
       }
+      if (batch.length > 0) yield batch
     } while (cursor !== '0')
   }
 
@@ -511,6 +535,11 @@ export function literalPrefix (filter: string): string {
   const levels = filter.split('/')
   const i = levels.findIndex((l) => l === '+' || l === '#')
   return i <= 0 ? '' : levels.slice(0, i).join('/') + '/'
+}
+
+/** One packet at a time, as aedes' retained stream. */
+async function * packets (batches: AsyncIterable<BusPacket[]>): AsyncGenerator<Packet> {
+  for await (const batch of batches) for (const p of batch) yield toPacket(p)
 }
 
 function packetKey (p: { brokerId: string, brokerCounter: number }): string {
