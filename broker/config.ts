@@ -49,7 +49,10 @@ export const optionSpecs = {
   maxConnectionsPerIp: { schema: int(0, 10000000), default: 2000, doc: 'connections one remote address may hold at once (0 = no cap)' },
   connectRatePerIp: { schema: int(0, 1000000), default: 200, doc: 'new connections per second one remote address may open, with a burst of the same size (0 = no cap)' },
   maxSubscriptionsPerClient: { schema: int(0, 10000000), default: 1000, doc: 'topic filters one client may hold; more get SUBACK 0x80 (0 = no cap)' },
-  publishRatePerClient: { schema: int(0, 10000000), default: 1000, doc: 'PUBLISH packets per second one client may send, with a burst of twice that; a client over it is disconnected (0 = no cap)' },
+  // No cap by default, as in Mosquitto and EMQX: gateways, bridges and bulk
+  // uploads legitimately publish thousands per second from one connection,
+  // and a disconnected QoS1 publisher reconnects and resends (duplicates).
+  publishRatePerClient: { schema: int(0, 10000000), default: 0, doc: 'PUBLISH packets per second one client may send, with a burst of twice that; a client over it is disconnected (0 = no cap, the default; set it where clients are untrusted)' },
   maxInflightInbound: { schema: int(0, 65535), default: 100, doc: 'inbound QoS2 messages one client may have awaiting PUBREL; more disconnect it' },
   authFailuresPerMinute: { schema: int(1, 100000), default: 10, doc: 'failed logins one remote address may make per minute before further attempts are refused for the rest of the minute' },
   authCacheTtlMs: { schema: int(0, 86400000), default: 300000, doc: 'how long a verified password is remembered (0 = never); user changes invalidate it at once' },
