@@ -33,6 +33,8 @@ export interface EngineOptions {
   tickMs: number
   /** Most effect batches published but not yet acknowledged per partition before processing waits. */
   maxPublishLag: number
+  /** Most commits of one partition sent to the store and not yet answered; the next batch is processed meanwhile. */
+  maxCommitsInFlight: number
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.freeze({
@@ -44,6 +46,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.fr
   rolloutTimeoutMs: 2000,
   tickMs: 250,
   maxPublishLag: 16,
+  maxCommitsInFlight: 2,
 })
 
 /** Log entries processed between two yields to the event loop (about 5-10 ms of work). */
@@ -62,13 +65,17 @@ export interface EngineHost {
 interface Part {
   partition: number
   token: number
+  /** Last entry id the store confirmed as applied. */
   checkpoint: string
+  /** Last entry id processed in memory (ahead of `checkpoint` while commits are in flight): the next read starts here. */
+  processedTo: string
+  /** Commits sent and not yet answered. */
+  committing: number
   cache: Map<string, CachedState>
   status: 'loading' | 'active' | 'draining' | 'dead'
   /** Publishing of committed batches, in commit order. */
   publishing: Promise<void>
   publishLag: number
-  busy: boolean
   pendingTicks: Set<string>
 }
 
@@ -162,7 +169,7 @@ export class ThingEngine implements EngineApi {
     for (const p of this.handOver) {
       const part = this.parts.get(p)
       if (part === undefined) { this.handOver.delete(p); continue }
-      if (part.status === 'draining' && !part.busy && part.publishLag === 0) {
+      if (part.status === 'draining' && part.committing === 0 && part.publishLag === 0) {
         release.set(p, part.token)
         part.status = 'dead'
         this.parts.delete(p)
@@ -203,12 +210,13 @@ export class ThingEngine implements EngineApi {
   private async acquire (p: number, token: number): Promise<void> {
     const existing = this.parts.get(p)
     if (existing !== undefined) existing.status = 'dead'
-    const part: Part = { partition: p, token, checkpoint: '', cache: new Map(), status: 'loading', publishing: Promise.resolve(), publishLag: 0, busy: false, pendingTicks: new Set() }
+    const part: Part = { partition: p, token, checkpoint: '', processedTo: '', committing: 0, cache: new Map(), status: 'loading', publishing: Promise.resolve(), publishLag: 0, pendingTicks: new Set() }
     this.parts.set(p, part)
     try {
       const loaded = await this.store.load(p)
       for (const [id, state] of loaded.states) part.cache.set(id, { state, defVersion: -1 })
       part.checkpoint = loaded.checkpoint
+      part.processedTo = loaded.checkpoint
       // Effects the previous owner committed but may not have published:
       // publish them first (consumers dedupe on the effect id), then go on.
       const stored = (id: string): ThingState | undefined => loaded.states.get(id)
@@ -227,15 +235,21 @@ export class ThingEngine implements EngineApi {
 
   // ---- applying the logs -----------------------------------------------
 
+  /** Commits sent and not yet answered, over all partitions (the loop waits on them when nothing can be read). */
+  private readonly commits = new Set<Promise<void>>()
+
   private async loop (): Promise<void> {
     let failures = 0
     while (this.running) {
       const from = new Map<number, string>()
       for (const part of this.parts.values()) {
-        if (part.status === 'active' && !part.busy && part.publishLag < this.options.maxPublishLag) from.set(part.partition, part.checkpoint)
+        if (part.status === 'active' && part.committing < this.options.maxCommitsInFlight && part.publishLag < this.options.maxPublishLag) from.set(part.partition, part.processedTo)
       }
       if (from.size === 0) {
-        await delay(Math.min(this.options.readBlockMs, 20))
+        // Every partition waits on its commits (or its publishing): go on as
+        // soon as one commit is answered, not after a fixed pause.
+        if (this.commits.size > 0) await Promise.race([...this.commits, delay(Math.min(this.options.readBlockMs, 20))])
+        else await delay(Math.min(this.options.readBlockMs, 20))
         continue
       }
       let batches: Array<{ partition: number, entries: LogEntry[] }>
@@ -253,7 +267,6 @@ export class ThingEngine implements EngineApi {
         await delay(Math.min(1000, 50 * failures))
         continue
       }
-      const commits: Array<Promise<void>> = []
       let sinceYield = 0
       for (const b of batches) {
         // The commits of one event-loop turn leave in one socket write
@@ -264,31 +277,50 @@ export class ThingEngine implements EngineApi {
           sinceYield = 0
           await new Promise<void>((resolve) => setImmediate(resolve))
         }
-        commits.push(this.apply(b.partition, b.entries))
+        this.apply(b.partition, b.entries)
         sinceYield += b.entries.length
       }
-      await Promise.all(commits)
+      // The next round is read and processed while these commits are in
+      // flight: a round no longer waits a Redis round trip (and Redis's time
+      // for the commit scripts) before it reads again.
     }
+    await Promise.allSettled([...this.commits])
   }
 
-  private async apply (p: number, entries: LogEntry[]): Promise<void> {
+  /**
+   * Processes a batch in memory and sends its commit; does not wait for the
+   * answer. Commits of a partition go out in processing order on one
+   * connection, so the store applies them in that order, and each is refused
+   * unless it starts at the stored checkpoint: if one fails (fenced, Redis
+   * away), the ones sent after it fail too, and the partition is dropped and
+   * reloaded from what the store has.
+   */
+  private apply (p: number, entries: LogEntry[]): void {
     const part = this.parts.get(p)
     const last = entries[entries.length - 1]
     if (part === undefined || part.status !== 'active' || last === undefined) return
-    // The read may predate a commit of this partition (it cannot: one read at
-    // a time per partition), but never apply entries at or before the checkpoint.
-    // Entries come in log order: only a prefix can be at or before it.
+    // Never apply entries at or before what was already processed. Entries
+    // come in log order: only a prefix can be.
     let skip = 0
-    if (part.checkpoint !== '') while (skip < entries.length && compareIds((entries[skip] as LogEntry).id, part.checkpoint) <= 0) skip++
+    if (part.processedTo !== '') while (skip < entries.length && compareIds((entries[skip] as LogEntry).id, part.processedTo) <= 0) skip++
     const fresh = skip === 0 ? entries : entries.slice(skip)
     if (fresh.length === 0) return
-    part.busy = true
+    const from = part.processedTo
+    let r: ReturnType<typeof processBatch>
     try {
-      const r = processBatch({ partition: p, defs: this.defs, partitions: this.options.partitions, cache: part.cache }, fresh)
-      await this.store.commit({
-        partition: p, token: part.token, from: part.checkpoint, to: last.id,
-        states: r.states, written: r.written, removed: r.removed, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
-      })
+      r = processBatch({ partition: p, defs: this.defs, partitions: this.options.partitions, cache: part.cache }, fresh)
+    } catch (err) {
+      this.log.error({ event: 'engine.process_failed', partition: p, err: (err as Error).message }, 'could not process a batch; dropping the partition state')
+      this.drop(p, 'process failed')
+      return
+    }
+    part.processedTo = last.id
+    part.committing++
+    const committed = this.store.commit({
+      partition: p, token: part.token, from, to: last.id,
+      states: r.states, written: r.written, removed: r.removed, history: r.history, alerts: r.alerts, outbox: r.outbox, feedback: r.feedback,
+    }).then(() => {
+      if (part.status === 'dead') return
       part.checkpoint = last.id
       this.stats.applied += fresh.length
       this.stats.commits++
@@ -313,16 +345,21 @@ export class ThingEngine implements EngineApi {
           }
         })
       }
-    } catch (err) {
+    }, (err: unknown) => {
       const code = runtimeCodeOf(err)
       if (code === 'ENGINE_FENCED') this.stats.fenced++
-      // Nothing was written; the in-memory states are ahead of the store, so
-      // they go. If the lease is still ours the next beat reloads the partition.
-      this.log.warn({ event: 'engine.commit_failed', partition: p, code, err: (err as Error).message }, 'commit refused; dropping the partition state')
-      if (this.parts.get(p) === part) this.drop(p, code ?? 'commit failed')
-    } finally {
-      part.busy = false
-    }
+      // Nothing of this batch was written; the in-memory states are ahead of
+      // the store, so they go. If the lease is still ours the next beat
+      // reloads the partition.
+      if (this.parts.get(p) === part) {
+        this.log.warn({ event: 'engine.commit_failed', partition: p, code, err: (err as Error).message }, 'commit refused; dropping the partition state')
+        this.drop(p, code ?? 'commit failed')
+      }
+    }).finally(() => {
+      part.committing--
+      this.commits.delete(committed)
+    })
+    this.commits.add(committed)
   }
 
   private publishBudget = PUBLISH_PER_TURN
