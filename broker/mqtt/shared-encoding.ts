@@ -1,5 +1,3 @@
-import type { Writable } from 'node:stream'
-
 /**
  * A QoS 0 PUBLISH fanned out to many subscribers is the same bytes for every
  * one of them (MQTT 3.1.1: no packet id, no per-client properties), yet
@@ -22,19 +20,22 @@ const INLINE_PAYLOAD_BYTES = 2048
 const MAX_REMAINING_LENGTH = 268_435_455
 const EMPTY = Buffer.alloc(0)
 
-interface Encoded { payload: Buffer, topic: string, flags: number, head: Buffer, inline: boolean }
+interface Cached { payload: Buffer, topic: string, flags: number, encoded: EncodedQos0 }
 
-let cached: Encoded | null = null
+let cached: Cached | null = null
 let dropScheduled = false
 
 export interface Qos0Publish { topic?: unknown, payload?: unknown, qos?: number, retain?: boolean, dup?: boolean }
 
+/** A PUBLISH's bytes: `head` then, unless it was small enough to be copied into `head`, `payload`. */
+export interface EncodedQos0 { head: Buffer, payload: Buffer | null }
+
 /**
- * Writes a QoS 0 PUBLISH as mqtt-packet would for protocol level 4 and returns
- * what `stream.write` returned; `undefined` when the packet is not one this
- * module encodes (then mqtt-packet must write it).
+ * A QoS 0 PUBLISH as mqtt-packet writes it for protocol level 4, or
+ * `undefined` when the packet is not one this module encodes (then
+ * mqtt-packet must write it).
  */
-export function writeSharedQos0 (packet: Qos0Publish, stream: Writable, opts?: { protocolVersion?: number }): boolean | undefined {
+export function encodeQos0 (packet: Qos0Publish, opts?: { protocolVersion?: number }): EncodedQos0 | undefined {
   // MQTT 5 adds properties to the packet; aedes writes 3.1.1 without options.
   if ((packet.qos ?? 0) !== 0 || typeof packet.topic !== 'string' || opts?.protocolVersion === 5) return undefined
   const payload = packet.payload === undefined || packet.payload === null ? EMPTY : packet.payload
@@ -45,13 +46,10 @@ export function writeSharedQos0 (packet: Qos0Publish, stream: Writable, opts?: {
   if (e === null || e.payload !== payload || e.topic !== packet.topic || e.flags !== flags) {
     const head = encodeHead(flags, packet.topic, payload)
     if (head === null) return undefined
-    e = cached = { payload, topic: packet.topic, flags, head, inline: payload.length <= INLINE_PAYLOAD_BYTES }
+    e = cached = { payload, topic: packet.topic, flags, encoded: { head, payload: payload.length <= INLINE_PAYLOAD_BYTES ? null : payload } }
     if (!dropScheduled) { dropScheduled = true; setImmediate(dropCache) }
   }
-  if (stream.destroyed) return false
-  if (e.inline) return stream.write(e.head)
-  stream.write(e.head)
-  return stream.write(payload)
+  return e.encoded
 }
 
 function dropCache (): void {

@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
-import { holdCork } from './cork.ts'
+import { flushHeld, holdCork, writeHeld } from './cork.ts'
 import { installQos0Delivery } from './delivery.ts'
 import { installMemoryPatches } from './memory-patches.ts'
 import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
-import { writeSharedQos0, type Qos0Publish } from './shared-encoding.ts'
+import { encodeQos0, type Qos0Publish } from './shared-encoding.ts'
 
 const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream: WriteToStream }
@@ -48,6 +48,7 @@ export function installWirePatches (): void {
       }
       const state = stateOf(client)
       if (packet.cmd === 'connack') {
+        flushHeld(stream)
         state.connackWritten = true
         const held = state.beforeConnack
         state.beforeConnack = null
@@ -66,10 +67,18 @@ export function installWirePatches (): void {
           return true
         }
         if (shedSlowConsumer(client as never, stream, packet as { qos?: number })) return true
+        const shared = encodeQos0(packet as Qos0Publish, opts as { protocolVersion?: number } | undefined)
+        if (shared?.payload === null) return writeHeld(stream, shared.head)
+        flushHeld(stream)
         holdCork(stream)
-        const written = writeSharedQos0(packet as Qos0Publish, stream, opts)
-        if (written !== undefined) return written
+        if (shared !== undefined) {
+          if (stream.destroyed) return false
+          stream.write(shared.head)
+          return stream.write(shared.payload)
+        }
+        return original(packet, stream, opts)
       }
+      flushHeld(stream)
     }
     return original(packet, stream, opts)
   }
@@ -83,6 +92,6 @@ export function releasePuback (client: object & { conn: Writable }, messageId: n
   entry.routed = true
   while (pending.length > 0 && pending[0].routed) {
     const { messageId: id } = pending.shift()!
-    if (!client.conn.destroyed) original({ cmd: 'puback', messageId: id }, client.conn)
+    if (!client.conn.destroyed) { flushHeld(client.conn); original({ cmd: 'puback', messageId: id }, client.conn) }
   }
 }
