@@ -335,18 +335,19 @@ export class RedisPersistence {
     if (batch.length > 0) yield batch
   }
 
+  /** Every retained message (HSCAN), for `#`. */
   private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<BusPacket[]> {
     let cursor = '0'
     do {
       const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
       cursor = next.toString()
       const batch: BusPacket[] = []
-      for (let i = 0; i < flat.length; i += 2) {
-        const topic = flat[i].toString()
-        if (!matches(topic)) continue
-        seen.add(topic)
-        const p = decodeFrame(flat[i + 1])
-        if (p) batch.push(p.packet)
+      // Only for `#`, which matches all but $-topics: decoded first, no field is read twice.
+      for (let i = 1; i < flat.length; i += 2) {
+        const p = decodeFrame(flat[i])
+        if (p === null || !matches(p.packet.topic)) continue
+        seen.add(p.packet.topic)
+        batch.push(p.packet)
       }
       if (batch.length > 0) yield batch
     } while (cursor !== '0')

@@ -28,7 +28,7 @@ class Sink extends Writable {
   }
 }
 
-interface Setup { broker: EventEmitter & RetainedBroker, client: RetainedClient & { drainWaits: number }, sink: Sink }
+interface Setup { broker: EventEmitter & RetainedBroker, client: RetainedClient & { drainWaits: number, version?: number }, sink: Sink }
 
 function setup (authorize: (p: RetainedPublish) => RetainedPublish | null = (p) => p): Setup {
   const broker = new EventEmitter() as EventEmitter & RetainedBroker
@@ -78,6 +78,16 @@ t.test('each message: retain flag, the hook\'s ACL and QoS, packet ids that wrap
   ])
 })
 
+t.test('an MQTT 5 client: packet by packet through mqtt-packet', async (t) => {
+  const { broker, client, sink } = setup()
+  client.version = 5
+  const d = new RetainedDelivery(broker, async function * () { yield [stored('a', 1), stored('b', 0)] })
+  broker.emit('subscribe', [{ topic: '#', qos: 1 }], client)
+  d.claim(['#'])
+  await turns(5)
+  t.same(sink.packets().map((p) => [p.topic, p.qos, p.retain]), [['a', 1, true], ['b', 0, true]])
+})
+
 t.test('a reader that stops: writing stops at the socket\'s limit, at most two batches are read, all follow once it drains', async (t) => {
   const { broker, client, sink } = setup()
   sink.stuck = true
@@ -91,7 +101,11 @@ t.test('a reader that stops: writing stops at the socket\'s limit, at most two b
   broker.emit('subscribe', [{ topic: 't/#', qos: 0 }], client)
   d.claim(['t/#'])
   await turns(20)
-  t.ok(sink.writableLength < 2048, `unsent bytes stay near the socket's high-water mark (${sink.writableLength})`)
+  // One batch here is 11 KB, under a chunk (64 KiB): written at once, then nothing more until 'drain'.
+  t.ok(sink.writableLength < 1024 + 64 * 1024, `unsent bytes: at most a chunk past the socket's high-water mark (${sink.writableLength})`)
+  const written = sink.writableLength
+  await turns(10)
+  t.equal(sink.writableLength, written, 'nothing more written while the socket stays full')
   t.ok(pulled <= 2, `batches read while blocked: ${pulled}`)
   t.ok(client.drainWaits >= 1, 'aedes\' waitForDrain armed (the drain timeout)')
   sink.release()
