@@ -16,6 +16,8 @@
  *   MEM_SNAPSHOT_FILE=/tmp/x  also writes them as /tmp/x.1.heapsnapshot, /tmp/x.2.heapsnapshot
  *   MEM_ALLOC=1      samples allocations while the connections open (garbage included) and lists
  *                    the allocating stacks, bytes per connection
+ *   MEM_ALLOC_GROUPS=emptyQueue,eos  with MEM_ALLOC: also the bytes per connection of all stacks
+ *                    holding each of these function names or files (a stack may count in several)
  *   MEM_WATCH=1,5,15  seconds after the last CONNACK at which RSS is read without forcing a GC
  *                    (default 1, the bench's wait)
  *   MEM_BASELINE_WAIT=30  seconds the fresh broker idles before the baseline (default 2)
@@ -413,6 +415,12 @@ try {
     const total = sites.reduce((a, [, v]) => a + v, 0)
     console.log(`  allocated while connecting (sampled, garbage included): ${(total / N / 1024).toFixed(1)} KB per connection; top sites:`)
     for (const [k, v] of sites.slice(0, 40)) console.log(`    ${(v / N).toFixed(0).padStart(6)} B  ${k}`)
+    const groups = (process.env.MEM_ALLOC_GROUPS ?? '').split(',').filter(Boolean)
+    if (groups.length > 0) {
+      const whole = allocationSites(alloc, 1000)
+      console.log('  allocated while connecting, by stacks holding:')
+      for (const g of groups) console.log(`    ${(whole.filter(([k]) => k.includes(g)).reduce((a, [, v]) => a + v, 0) / N).toFixed(0).padStart(6)} B  ${g}`)
+    }
   }
   if (snap0) {
     const snap1 = await snapshot(insp)
