@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { NodeConfig } from '../config.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import { slimClient } from '../mqtt/client-slim.ts'
 import { setConnInfo, type ConnInfo } from './conn-info.ts'
 import type { ListenerContext } from './context.ts'
 import { ConnectionGate } from './gate.ts'
@@ -35,6 +36,7 @@ export async function startListeners (config: NodeConfig, log: Logger, metrics: 
     accept (conn, info) {
       setConnInfo(conn, info)
       accept(conn, info)
+      slimClient(conn)
     },
   }
   const servers: Server[] = []
