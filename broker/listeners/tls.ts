@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { ThingmeshError } from '../errors.ts'
 import type { ListenerContext } from './context.ts'
+import { releaseOnClose } from './tcp.ts'
 
 export interface TlsOptions {
   cert: string
@@ -42,10 +43,11 @@ export function createTlsListener (ctx: ListenerContext, opts: TlsOptions): Serv
     ctx.accept(socket, { transport: 'tls', address, certName })
   })
   // Admission runs on the raw socket, before the (costly) handshake.
+  const release = releaseOnClose(ctx)
   server.on('connection', (raw) => {
     const address = raw.remoteAddress ?? ''
     if (!ctx.admit(address, 'tls')) { raw.destroy(); return }
-    raw.once('close', () => ctx.gate.release(address))
+    raw.on('close', release)
   })
   server.on('tlsClientError', (err, socket) => {
     ctx.metrics.rejected.inc({ reason: 'tls_handshake' })

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { ListenerContext } from './context.ts'
+import { releaseOnClose } from './tcp.ts'
 
 export interface WsOptions {
   /** Allowed Origin values; empty: only requests with no Origin; contains '*': any. */
@@ -24,6 +25,7 @@ export function createWsListener (ctx: ListenerContext, opts: WsOptions): Server
   server.headersTimeout = opts.timeoutMs
   server.requestTimeout = opts.timeoutMs
   const anyOrigin = opts.origins.includes('*')
+  const release = releaseOnClose(ctx)
   const wss = new WebSocketServer({
     server,
     maxPayload: opts.maxPayload,
@@ -40,7 +42,7 @@ export function createWsListener (ctx: ListenerContext, opts: WsOptions): Server
       }
       const address = info.req.socket.remoteAddress ?? ''
       if (!ctx.admit(address, 'ws')) { cb(false, 503, 'Service Unavailable'); return }
-      info.req.socket.once('close', () => ctx.gate.release(address))
+      info.req.socket.on('close', release)
       cb(true)
     },
   })
