@@ -2,21 +2,27 @@
  * What thingmesh keeps per aedes Client, beside aedes' own fields. Held in a
  * WeakMap so it dies with the client and aedes' object shape is untouched.
  */
-export interface ClientState {
+export class ClientState {
   /** Cluster-wide connection epoch (0 on a standalone node). */
-  epoch: number
+  epoch = 0
   /** CONNACK session-present flag as thingmesh knows it [MQTT-3.2.2-2]. */
-  sessionPresent: boolean
-  /** QoS1 PUBACKs withheld until the publish is routed, in arrival order [MQTT-4.6.0-2]. */
-  pubacks: Array<{ messageId: number, routed: boolean }>
+  sessionPresent = false
   /** Recently forwarded packet keys; only used when the client has several filters. */
-  recent: Set<string> | null
-  recentOrder: string[] | null
+  recent: Set<string> | null = null
+  recentOrder: string[] | null = null
   /** Closed because the same client id connected elsewhere: no will, per MQTT 5 semantics. */
-  takenOver: boolean
+  takenOver = false
   /** A CONNACK has been written; until then deliveries wait in `beforeConnack` [MQTT-3.2.0-1]. */
-  connackWritten: boolean
-  beforeConnack: Array<{ packet: object, opts?: object }> | null
+  connackWritten = false
+  beforeConnack: Array<{ packet: object, opts?: object }> | null = null
+  private withheld: Array<{ messageId: number, routed: boolean }> | null = null
+
+  /**
+   * QoS1 PUBACKs withheld until the publish is routed, in arrival order
+   * [MQTT-4.6.0-2]. Made on first use: most idle clients never publish
+   * QoS1 (issue 8, memory per idle connection).
+   */
+  get pubacks (): Array<{ messageId: number, routed: boolean }> { return this.withheld ??= [] }
 }
 
 const states = new WeakMap<object, ClientState>()
@@ -24,7 +30,7 @@ const states = new WeakMap<object, ClientState>()
 export function stateOf (client: object): ClientState {
   let s = states.get(client)
   if (!s) {
-    s = { epoch: 0, sessionPresent: false, pubacks: [], recent: null, recentOrder: null, takenOver: false, connackWritten: false, beforeConnack: null }
+    s = new ClientState()
     states.set(client, s)
   }
   return s
