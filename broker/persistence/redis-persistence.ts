@@ -1,16 +1,14 @@
 import { Readable } from 'node:stream'
-import { createRequire } from 'node:module'
 import { DropReports } from './drop-reports.ts'
 import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
 import { defineScripts } from '../cluster/redis.ts'
+import { filterRegExp } from './filter-regexp.ts'
 import { RetainedDelivery, type RetainedBroker } from '../mqtt/retained-delivery.ts'
 import { RetainedWrites } from './retained-writes.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
-const require = createRequire(import.meta.url)
-const { Qlobber } = require('qlobber') as { Qlobber: new (o: object) => { add(t: string, v: boolean): void, test(t: string, v: boolean): boolean } }
 
 interface ClientRef { id: string }
 interface Sub { topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean }
@@ -285,12 +283,10 @@ export class RedisPersistence {
     const seen = new Set<string>()
     if (exact.length > 0) yield * this.retainedTopics(exact, seen)
     if (wild.length === 0) return
-    const matcher = new Qlobber({ wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true })
-    for (const w of wild) matcher.add(w, true)
-    // `#` matches every topic: no need to split each into levels.
+    const matcher = filterRegExp(wild)
     const all = wild.includes('#')
     // [MQTT-4.7.2-1] wildcards never reach $-topics here (as before the index).
-    const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && (all || matcher.test(topic, true))
+    const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && (all || matcher.test(topic))
     if (all) {
       yield * this.retainedScan(matches, seen)
       return
