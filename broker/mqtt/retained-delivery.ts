@@ -66,8 +66,9 @@ export type RetainedSource = (filters: string[]) => AsyncIterable<StoredRetained
  * runs (the ACL, and the QoS downgrade to the granted QoS [MQTT-3.8.4-6]),
  * a QoS>0 delivery takes the client's next packet id. The socket's
  * backpressure is obeyed: once a write returns false nothing more is written
- * until 'drain', so a slow reader costs the node its socket's buffer and two
- * batches (the one being written and the next, read meanwhile). aedes'
+ * until 'drain', so a slow reader costs the node its socket's buffer (at
+ * most a chunk past its high-water mark) and two batches (the one being
+ * written and the next, read meanwhile). aedes'
  * waitForDrain is called as for any write that fills the socket, which arms
  * the drain timeout that disconnects a client whose socket stays full
  * (--drain-timeout-ms).
