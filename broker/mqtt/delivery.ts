@@ -13,10 +13,10 @@ import { flushCorked } from './cork.ts'
  * dedupe is in hooks.authorizeForward), and a Proxy get and set per delivery
  * was the largest single cost on a subscriber node under fan-out (issue 8).
  *
- * Here the deliveries made in one turn are written together on the next
- * (as aedes, so a long fan-out cannot grow the stack), in the order they
- * were made, each completed once its packet is handed to the socket; then
- * the sockets are uncorked at once, one write each, instead of a turn later.
+ * Here the deliveries made in one turn are written together from one
+ * setImmediate (deferred as aedes does, so a long fan-out cannot grow the
+ * stack), in the order they were made; then the sockets are uncorked, one
+ * write each, instead of a turn later; then the deliveries are completed.
  * A QoS 1/2 delivery (aedes' own setImmediate) may therefore leave before a
  * QoS 0 one made earlier in the same turn: MQTT orders deliveries per topic
  * and QoS only [MQTT-4.6.0-6].
