@@ -5,7 +5,8 @@
  * live heap, connect-time garbage, external/array buffers and the rest
  * (native: libuv handles, malloc, V8 pages kept).
  *
- *   node --import tsx test/bench/memory-breakdown.ts [thingmesh|aedes|net] [N]
+ *   node --import tsx test/bench/memory-breakdown.ts [thingmesh|cluster|aedes|net] [N]
+ *     cluster: a thingmesh node with its own Redis (the clustered code path)
  *   node --import tsx test/bench/memory-breakdown.ts thingmesh s6 [seconds]
  *     the attacks of chaos S6 against a cluster node (its own Redis, S6's
  *     limits): 100,000 filters, 1023 KiB QoS1 at 50/s for `seconds`, 65,535
@@ -68,6 +69,11 @@ async function start (): Promise<Broker> {
   if (kind === 'thingmesh') {
     const n = await startNodeProcess({ args: [...NO_LIMITS, ...brokerArgs], execArgv, env: brokerEnv })
     return { port: n.port, pid: n.proc.pid!, stderr: n.log, stop: () => { n.proc.kill('SIGKILL') } }
+  }
+  if (kind === 'cluster') {
+    const redis = await startRedis()
+    const n = await startNodeProcess({ redis: redis.url, args: [...NO_LIMITS, ...brokerArgs], execArgv, env: brokerEnv })
+    return { port: n.port, pid: n.proc.pid!, stderr: n.log, stop: () => { n.proc.kill('SIGKILL'); void redis.stop() } }
   }
   const port = await freePort()
   const script = fileURLToPath(new URL('./aedes-plain.ts', import.meta.url))
