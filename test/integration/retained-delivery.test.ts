@@ -58,7 +58,7 @@ t.test('10,000 retained messages to a new # subscriber: each once, retain flag s
   await close(sub)
 })
 
-t.test('filters with wildcards inside or in front: the index range or the whole index, only the matches', async (t) => {
+t.test('filters with wildcards inside or in front: the index range or one pass over the index, only the matches', async (t) => {
   // bulk/{i % 100}/{i} from the test above.
   const sub = await login('rd-wild', 'appA')
   const got = collect(sub)
@@ -68,8 +68,17 @@ t.test('filters with wildcards inside or in front: the index range or the whole 
   await sub.subscribeAsync('bulk/+/7', { qos: 0 })
   await waitFor(() => got.length >= 101, 'the one retained message under bulk/+/7')
   t.equal(got[100].topic, 'bulk/7/7', 'wildcard inside: the match')
+  // Several leading-wildcard filters: one pass over the index for all of them.
+  await sub.subscribeAsync(['+/1/1', '+/2/2', '+/3/3', '+/4/4', '+/5/5'], { qos: 0 })
+  await waitFor(() => got.length >= 106, 'the five matches of five leading-wildcard filters')
+  t.same(got.slice(101).map((m) => m.topic).sort(), ['bulk/1/1', 'bulk/2/2', 'bulk/3/3', 'bulk/4/4', 'bulk/5/5'])
+  // RegExp and glob characters in a filter are literal.
+  await storeDirect(['glob/[x]*?\\/1', 'glob/x/1', 'glob/[x]zz\\/1'], Buffer.from('g'), 0)
+  await sub.subscribeAsync('+/[x]*?\\/+', { qos: 0 })
+  await waitFor(() => got.length >= 107, 'the match of a filter with glob characters')
+  t.equal(got[106].topic, 'glob/[x]*?\\/1', 'only the literal match')
   await close(sub)
-  t.equal(got.length, 101, 'nothing else')
+  t.equal(got.length, 107, 'nothing else')
 })
 
 t.test('each message at the lower of its stored QoS and the granted one; live messages keep no retain flag', async (t) => {
