@@ -9,7 +9,6 @@ import { RetainedDelivery, type RetainedBroker } from '../mqtt/retained-delivery
 import { RetainedWrites } from './retained-writes.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
-
 interface ClientRef { id: string }
 interface Sub { topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean }
 type Packet = BusPacket & { cmd?: string, messageId?: number }
