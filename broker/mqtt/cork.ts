@@ -46,6 +46,8 @@ export function writeHeld (stream: Writable, chunk: Buffer): boolean {
   const h = holdCork(stream)
   h.chunks.push(chunk)
   h.bytes += chunk.length
+  // Already full (a write returned false, no 'drain' yet): it will emit 'drain', and the bytes can wait for the flush.
+  if (stream.writableNeedDrain) return false
   if (stream.writableLength + h.bytes < stream.writableHighWaterMark) return true
   return handOver(stream, h)
 }

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Writable } from 'node:stream'
 import { flushCorked } from './cork.ts'
+import { socketFull } from './slow-consumers.ts'
 
 /**
  * aedes' QoS 0 delivery (`client.deliver0`, made per client in its
@@ -13,13 +14,16 @@ import { flushCorked } from './cork.ts'
  * dedupe is in hooks.authorizeForward), and a Proxy get and set per delivery
  * was the largest single cost on a subscriber node under fan-out (issue 8).
  *
- * Here the deliveries made in one turn are written together from one
- * setImmediate (deferred as aedes does, so a long fan-out cannot grow the
- * stack), in the order they were made; then the sockets are uncorked, one
- * write each, instead of a turn later; then the deliveries are completed.
- * A QoS 1/2 delivery (aedes' own setImmediate) may therefore leave before a
- * QoS 0 one made earlier in the same turn: MQTT orders deliveries per topic
- * and QoS only [MQTT-4.6.0-6].
+ * Here a delivery is written at once, into the socket's held bytes
+ * (cork.ts: nothing is sent before the flush), so the packet is garbage as soon
+ * as it is encoded: holding every packet of a burst until a later turn (as
+ * aedes does) kept tens of thousands alive across scavenges, which then took
+ * a quarter of a node's CPU under fan-out. From one setImmediate per turn
+ * (deferred as aedes does, so a long fan-out cannot grow the stack) the
+ * sockets are flushed, one write each, then the deliveries are completed.
+ * A QoS 0 delivery may therefore leave before a QoS 1/2 one made earlier in
+ * the same turn (aedes' own setImmediate writes those): MQTT orders
+ * deliveries per topic and QoS only [MQTT-4.6.0-6].
  */
 
 interface DeliveringClient {
@@ -30,7 +34,6 @@ interface DeliveringClient {
   connected: boolean
   errored: boolean
   _onError(err: Error | null): void
-  waitForDrain(callback: (err: Error | null) => void): void
 }
 
 interface Qos0Packet { clientId?: string, nl?: boolean, qos: number, topic: string, payload: Buffer, retain?: boolean, dup?: boolean }
@@ -62,54 +65,44 @@ export function installQos0Delivery (marker: symbol): void {
   })
 }
 
-/** Deliveries waiting for the next turn, three entries each: client, packet (null: nothing to write), completion. */
-let queue: unknown[] = []
+/** Deliveries written this turn, three entries each: client, outcome (an error, or null), completion. */
+let written: unknown[] = []
 let scheduled = false
 
 function qos0Deliverer (client: DeliveringClient): Deliver {
   return function deliverQoS0 (packet, cb) {
     // MQTT 5 no-local, as aedes checks it.
     const toForward = packet.clientId === client.id && packet.nl === true ? null : client.broker!.authorizeForward(client, packet)
-    queue.push(client, toForward ?? null, cb)
-    if (!scheduled) { scheduled = true; setImmediate(deliverQueued) }
+    written.push(client, toForward ? writeQos0(client, toForward) : null, cb)
+    if (!scheduled) { scheduled = true; setImmediate(completeWritten) }
   }
 }
 
-function deliverQueued (): void {
+function completeWritten (): void {
   scheduled = false
-  // Completions may emit further publishes at once: their deliveries wait for the next turn.
-  const q = queue
-  queue = []
-  for (let i = 0; i < q.length; i += 3) {
-    const packet = q[i + 1] as Qos0Packet | null
-    if (packet !== null) q[i + 1] = writeQos0(q[i] as DeliveringClient, packet, q[i + 2] as () => void)
-  }
+  // Completions may emit further publishes at once: theirs complete on the next turn.
+  const w = written
+  written = []
   // The bytes leave before the completions run: a completion ends a publish
   // chain (the published hook, the next packet of the publisher), which
   // would otherwise delay every delivery of the batch (same-node latency).
   flushCorked()
-  for (let i = 0; i < q.length; i += 3) {
-    const outcome = q[i + 1] as Error | null | typeof DRAINING
-    if (outcome === DRAINING) continue
-    if (outcome !== null) (q[i] as DeliveringClient)._onError(outcome)
-    ;(q[i + 2] as () => void)()
+  for (let i = 0; i < w.length; i += 3) {
+    const outcome = w[i + 1] as Error | null
+    if (outcome !== null) (w[i] as DeliveringClient)._onError(outcome)
+    ;(w[i + 2] as () => void)()
   }
 }
 
-/** The delivery completes when the socket drains (`waitForDrain` took its callback). */
-const DRAINING = Symbol('draining')
-
 /** aedes' lib/write.js for one QoS 0 PUBLISH, minus the completion: returns the error to complete with, if any. */
-function writeQos0 (client: DeliveringClient, packet: Qos0Packet, cb: () => void): Error | null | typeof DRAINING {
+function writeQos0 (client: DeliveringClient, packet: Qos0Packet): Error | null {
   if (!client.connecting && !client.connected) return new Error('connection closed')
   // The packet is this subscriber's own copy (aedes' subscription wrapper or
   // authorizeForward made it), but may carry the published QoS.
   const p = packet.qos === 0 ? packet : { ...packet, qos: 0 }
   try {
-    if (!mqttPacket.writeToStream(p, client.conn) && !client.errored) {
-      client.waitForDrain((err) => { client._onError(err); cb() })
-      return DRAINING
-    }
+    // A full socket does not hold the delivery up (slow-consumers.ts).
+    if (!mqttPacket.writeToStream(p, client.conn) && !client.errored) socketFull(client as never)
   } catch {
     return new Error('packet received not valid')
   }

@@ -31,7 +31,7 @@ export interface SlowConsumerOptions {
   onSlowConsumer?: (clientId: string, action: ShedAction, bufferedBytes: number) => void
 }
 
-interface GuardedClient {
+export interface GuardedClient {
   id: string
   broker?: { opts?: SlowConsumerOptions & { drainTimeout?: number } } & Record<symbol, unknown>
   conn: Writable
@@ -58,18 +58,27 @@ export function installSlowConsumerGuard (marker: symbol): void {
   const original = proto.waitForDrain
   proto.waitForDrain = function waitForDrainWithoutBlocking (this: GuardedClient, callback) {
     if (this.broker?.[marker] !== true) { original.call(this, callback); return }
-    if (this._fullSince === undefined) {
-      this._fullSince = Date.now()
-      this.conn.once('drain', () => { this._fullSince = undefined })
-    }
-    const ms = this.broker.opts?.drainTimeout ?? 0
-    if (ms > 0 && !this._drainTimer) {
-      this._onDrainBound ??= this._handleDrain.bind(this)
-      this.conn.once('drain', this._onDrainBound)
-      this._drainTimer = setTimeout(this._handleDrainTimeout.bind(this), ms)
-      this._drainTimer.unref()
-    }
+    socketFull(this)
     setImmediate(callback, null, this)
+  }
+}
+
+/**
+ * A write to the client's socket returned false: from now until 'drain' it
+ * counts as full (see `shedSlowConsumer`), and the drain timer runs. What
+ * aedes' waitForDrain does, without holding up the delivery.
+ */
+export function socketFull (client: GuardedClient): void {
+  if (client._fullSince === undefined) {
+    client._fullSince = Date.now()
+    client.conn.once('drain', () => { client._fullSince = undefined })
+  }
+  const ms = client.broker?.opts?.drainTimeout ?? 0
+  if (ms > 0 && !client._drainTimer) {
+    client._onDrainBound ??= client._handleDrain.bind(client)
+    client.conn.once('drain', client._onDrainBound)
+    client._drainTimer = setTimeout(client._handleDrainTimeout.bind(client), ms)
+    client._drainTimer.unref()
   }
 }
 

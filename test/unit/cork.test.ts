@@ -65,3 +65,16 @@ t.test('a destroyed socket is not written to', async (t) => {
   flushCorked()
   t.same(a.calls, [])
 })
+
+t.test('once the socket is full, more packets wait for the flush and still report full', async (t) => {
+  const a = sink(100)
+  writeHeld(a, Buffer.alloc(60, 'a'))
+  t.equal(writeHeld(a, Buffer.alloc(60, 'b')), false, 'full: handed over')
+  t.equal(writeHeld(a, Buffer.alloc(10, 'c')), false, 'still full')
+  t.equal(a.writableLength, 120, 'not handed over one by one')
+  const drained = new Promise((resolve) => a.once('drain', resolve))
+  flushCorked()
+  await drained
+  t.equal(a.bytes(), 'a'.repeat(60) + 'b'.repeat(60) + 'c'.repeat(10), 'all of it, in order')
+  t.equal(a.calls.length, 1, 'in one write')
+})
