@@ -79,8 +79,9 @@ t.test('a will stored by a brokerId in gone is refused and leaves the live conne
   await redis.zadd(keys.gone, Date.now(), DEAD)
   const live = persistenceOn(redis, 'fenced-wills')
   const dead = persistenceOn(redis, 'fenced-wills')
-  await live.setup({ id: LIVE })
-  await dead.setup({ id: DEAD })
+  // setup takes the aedes broker: its id, and its 'subscribe' events (retained delivery).
+  await live.setup(Object.assign(new EventEmitter(), { id: LIVE }))
+  await dead.setup(Object.assign(new EventEmitter(), { id: DEAD }))
   const will = (payload: string): Parameters<RedisPersistence['putWill']>[1] =>
     ({ cmd: 'publish', topic: 'w/c1', payload: Buffer.from(payload), qos: 1, retain: false, dup: false, brokerId: '', brokerCounter: 0 })
 
