@@ -1,3 +1,5 @@
+import { writeRemainingLength } from './shared-encoding.ts'
+
 /**
  * Many PUBLISH packets of MQTT 3.1/3.1.1 encoded into one Buffer, for a
  * burst to one client (a new subscription's retained messages): one
@@ -31,13 +33,7 @@ export function encodePublishes (packets: EncodablePublish[], topicBytes: number
     const p = packets[i]
     const t = topicBytes[i]
     buf[o++] = 0x30 | (p.dup ? 0x08 : 0) | (p.qos << 1) | (p.retain ? 0x01 : 0)
-    let n = 2 + t + (p.qos > 0 ? 2 : 0) + p.payload.length
-    do {
-      let byte = n % 0x80
-      n = Math.floor(n / 0x80)
-      if (n > 0) byte |= 0x80
-      buf[o++] = byte
-    } while (n > 0)
+    o = writeRemainingLength(buf, o, 2 + t + (p.qos > 0 ? 2 : 0) + p.payload.length)
     buf.writeUInt16BE(t, o)
     o += 2
     o += buf.write(p.topic, o, t, 'utf8')

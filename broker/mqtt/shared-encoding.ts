@@ -57,6 +57,18 @@ function dropCache (): void {
   dropScheduled = false
 }
 
+/** Writes MQTT's variable-length Remaining Length at `o`; returns the offset after it. */
+export function writeRemainingLength (buf: Buffer, o: number, remaining: number): number {
+  let n = remaining
+  do {
+    let byte = n % 0x80
+    n = Math.floor(n / 0x80)
+    if (n > 0) byte |= 0x80
+    buf[o++] = byte
+  } while (n > 0)
+  return o
+}
+
 /** Fixed header, Remaining Length, topic (and the payload when small); null past the protocol's size limit. */
 function encodeHead (flags: number, topic: string, payload: Buffer): Buffer | null {
   const topicBytes = Buffer.byteLength(topic)
@@ -69,13 +81,7 @@ function encodeHead (flags: number, topic: string, payload: Buffer): Buffer | nu
   const buf = Buffer.allocUnsafe(1 + lengthBytes + 2 + topicBytes + (inline ? payload.length : 0))
   let o = 0
   buf[o++] = flags
-  let n = remaining
-  do {
-    let byte = n % 0x80
-    n = Math.floor(n / 0x80)
-    if (n > 0) byte |= 0x80
-    buf[o++] = byte
-  } while (n > 0)
+  o = writeRemainingLength(buf, o, remaining)
   buf.writeUInt16BE(topicBytes, o)
   o += 2
   o += buf.write(topic, o, 'utf8')
