@@ -70,14 +70,16 @@ t.test('slimClient finds what aedes built: shared listeners, no end-of-stream cl
       const peer = tcpConnect((server.address() as AddressInfo).port, '127.0.0.1')
       t.teardown(() => { peer.destroy(); server.close(); return new Promise<void>((resolve) => broker.close(() => resolve())) })
       const parser = mqttPacket.parser()
-      parser.on('packet', (p) => packets.push(p.cmd))
+      parser.on('packet', (p) => { packets.push(p.cmd); for (const wake of waiting.splice(0)) wake() })
       peer.on('data', (d: Buffer) => parser.parse(d))
       send = (p) => peer.write(mqttPacket.generate(p as never))
     })
   })
   const packets: string[] = []
+  /** Checks re-run on each packet the peer receives. */
+  const waiting: Array<() => void> = []
   let send: (p: object) => void = () => {}
-  const received = (cmd: string): Promise<void> => new Promise<void>((resolve) => { const check = (): void => { if (packets.includes(cmd)) resolve(); else setTimeout(check, 5) }; check() })
+  const received = (cmd: string): Promise<void> => new Promise<void>((resolve) => { const check = (): void => { if (packets.includes(cmd)) resolve(); else waiting.push(check) }; check() })
   const conn = await accepted
   const client = broker.handle(conn as never, undefined as never) as unknown as { subscriptions: object, _inboundInflight: { size: number }, _parser: NodeJS.EventEmitter, closed: boolean }
   const bound = (e: NodeJS.EventEmitter, ev: string): string[] => e.listeners(ev).map((l) => l.name).filter((n) => n.startsWith('bound '))
