@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Writable } from 'node:stream'
+import { aedesClientPrototype } from './aedes-client.ts'
 import { flushCorked } from './cork.ts'
 import { socketFull } from './slow-consumers.ts'
 
@@ -41,8 +40,6 @@ type Deliver = (packet: Qos0Packet, cb: () => void) => void
 
 const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream(packet: object, stream: Writable): boolean }
-// aedes exports only its entry point; the Client class is reached by file URL.
-const clientModule = await import(pathToFileURL(join(dirname(require.resolve('aedes')), 'lib', 'client.js')).href) as { default: { prototype: object } }
 
 let installed = false
 
@@ -55,7 +52,7 @@ let installed = false
 export function installQos0Delivery (marker: symbol): void {
   if (installed) return
   installed = true
-  Object.defineProperty(clientModule.default.prototype, 'deliver0', {
+  Object.defineProperty(aedesClientPrototype, 'deliver0', {
     configurable: true,
     get () { return undefined },
     set (this: DeliveringClient, aedesDeliver: Deliver) {

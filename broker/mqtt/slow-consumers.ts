@@ -1,7 +1,5 @@
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Writable } from 'node:stream'
+import { aedesClientPrototype } from './aedes-client.ts'
 
 /**
  * One subscriber that stops reading must not slow down everyone else (chaos
@@ -44,9 +42,6 @@ export interface GuardedClient {
   waitForDrain(callback: (err: Error | null, client: unknown) => void): void
 }
 
-const require = createRequire(import.meta.url)
-// aedes exports only its entry point; the Client class is reached by file URL.
-const clientModule = await import(pathToFileURL(join(dirname(require.resolve('aedes')), 'lib', 'client.js')).href) as { default: { prototype: GuardedClient } }
 
 let installed = false
 
@@ -54,7 +49,7 @@ let installed = false
 export function installSlowConsumerGuard (marker: symbol): void {
   if (installed) return
   installed = true
-  const proto = clientModule.default.prototype
+  const proto = aedesClientPrototype as GuardedClient
   const original = proto.waitForDrain
   proto.waitForDrain = function waitForDrainWithoutBlocking (this: GuardedClient, callback) {
     if (this.broker?.[marker] !== true) { original.call(this, callback); return }
