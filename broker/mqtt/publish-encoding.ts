@@ -1,5 +1,3 @@
-import { writeRemainingLength } from './shared-encoding.ts'
-
 /**
  * Many PUBLISH packets of MQTT 3.1/3.1.1 encoded into one Buffer, for a
  * burst to one client (a new subscription's retained messages): one
@@ -11,7 +9,24 @@ import { writeRemainingLength } from './shared-encoding.ts'
 export interface EncodablePublish { topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, dup: boolean, messageId?: number }
 
 /** [MQTT-2.2.3] largest Remaining Length a 4-byte variable length integer holds. */
-const MAX_REMAINING_LENGTH = 268_435_455
+export const MAX_REMAINING_LENGTH = 268_435_455
+
+/** Bytes the Remaining Length `remaining` takes on the wire (1-4). */
+export function remainingLengthBytes (remaining: number): number {
+  return remaining < 0x80 ? 1 : remaining < 0x4000 ? 2 : remaining < 0x200000 ? 3 : 4
+}
+
+/** Writes MQTT's variable-length Remaining Length at `o`; returns the offset after it. */
+export function writeRemainingLength (buf: Buffer, o: number, remaining: number): number {
+  let n = remaining
+  do {
+    let byte = n % 0x80
+    n = Math.floor(n / 0x80)
+    if (n > 0) byte |= 0x80
+    buf[o++] = byte
+  } while (n > 0)
+  return o
+}
 
 /**
  * Bytes of the packet on the wire, given its topic's UTF-8 length; -1 when
@@ -22,7 +37,7 @@ export function publishLength (topicBytes: number, p: EncodablePublish): number 
   if (topicBytes > 0xffff) return -1
   const remaining = 2 + topicBytes + (p.qos > 0 ? 2 : 0) + p.payload.length
   if (remaining > MAX_REMAINING_LENGTH) return -1
-  return 1 + (remaining < 0x80 ? 1 : remaining < 0x4000 ? 2 : remaining < 0x200000 ? 3 : 4) + remaining
+  return 1 + remainingLengthBytes(remaining) + remaining
 }
 
 /** `packets` (each with its topic's UTF-8 length and `publishLength`) in one Buffer of `total` bytes. */

@@ -1,3 +1,5 @@
+import { MAX_REMAINING_LENGTH, remainingLengthBytes, writeRemainingLength } from './publish-encoding.ts'
+
 /**
  * A QoS 0 PUBLISH fanned out to many subscribers is the same bytes for every
  * one of them (MQTT 3.1.1: no packet id, no per-client properties), yet
@@ -16,8 +18,6 @@
 
 /** Payloads up to this size are copied next to their header (one chunk per write); larger ones are written by reference after it. */
 const INLINE_PAYLOAD_BYTES = 2048
-/** [MQTT-2.2.3] largest Remaining Length a 4-byte variable length integer holds. */
-const MAX_REMAINING_LENGTH = 268_435_455
 const EMPTY = Buffer.alloc(0)
 
 interface Cached { payload: Buffer, topic: string, flags: number, encoded: EncodedQos0 }
@@ -57,18 +57,6 @@ function dropCache (): void {
   dropScheduled = false
 }
 
-/** Writes MQTT's variable-length Remaining Length at `o`; returns the offset after it. */
-export function writeRemainingLength (buf: Buffer, o: number, remaining: number): number {
-  let n = remaining
-  do {
-    let byte = n % 0x80
-    n = Math.floor(n / 0x80)
-    if (n > 0) byte |= 0x80
-    buf[o++] = byte
-  } while (n > 0)
-  return o
-}
-
 /** Fixed header, Remaining Length, topic (and the payload when small); null past the protocol's size limit. */
 function encodeHead (flags: number, topic: string, payload: Buffer): Buffer | null {
   const topicBytes = Buffer.byteLength(topic)
@@ -76,9 +64,8 @@ function encodeHead (flags: number, topic: string, payload: Buffer): Buffer | nu
   if (topicBytes > 0xffff) return null
   const remaining = 2 + topicBytes + payload.length
   if (remaining > MAX_REMAINING_LENGTH) return null
-  const lengthBytes = remaining < 0x80 ? 1 : remaining < 0x4000 ? 2 : remaining < 0x200000 ? 3 : 4
   const inline = payload.length <= INLINE_PAYLOAD_BYTES
-  const buf = Buffer.allocUnsafe(1 + lengthBytes + 2 + topicBytes + (inline ? payload.length : 0))
+  const buf = Buffer.allocUnsafe(1 + remainingLengthBytes(remaining) + 2 + topicBytes + (inline ? payload.length : 0))
   let o = 0
   buf[o++] = flags
   o = writeRemainingLength(buf, o, remaining)
