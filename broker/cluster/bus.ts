@@ -132,22 +132,39 @@ export class ClusterBus {
 
   private replicaWaiters: Array<(err?: Error) => void> = []
   private replicaScheduled = false
+  private replicaInFlight = false
 
-  /** Wraps a QoS>0 completion with the replication barrier, when configured. */
+  /**
+   * Wraps a QoS>0 completion with the replication barrier, when configured.
+   * One WAIT at a time: WAIT blocks the command connection until it returns,
+   * and while replicas resync after a failover each one runs to its timeout,
+   * so queued WAITs would hold back every command behind them (heartbeats
+   * included) for their sum. Completions arriving meanwhile share the next one.
+   */
   private durable (cb: (err?: Error) => void): (err?: Error) => void {
     if (!this.io?.replicated) return cb
     return (err?: Error) => {
       if (err) { cb(err); return }
       this.replicaWaiters.push(cb)
-      if (this.replicaScheduled) return
-      this.replicaScheduled = true
-      setImmediate(() => {
-        this.replicaScheduled = false
-        const waiters = this.replicaWaiters
-        this.replicaWaiters = []
-        this.io!.replicated!().then(() => { for (const w of waiters) w() }, (e: Error) => { for (const w of waiters) w(e) })
-      })
+      this.scheduleReplicaWait()
     }
+  }
+
+  private scheduleReplicaWait (): void {
+    if (this.replicaScheduled || this.replicaInFlight) return
+    this.replicaScheduled = true
+    setImmediate(() => {
+      this.replicaScheduled = false
+      const waiters = this.replicaWaiters
+      this.replicaWaiters = []
+      this.replicaInFlight = true
+      const done = (e?: Error): void => {
+        this.replicaInFlight = false
+        for (const w of waiters) w(e)
+        if (this.replicaWaiters.length > 0) this.scheduleReplicaWait()
+      }
+      this.io!.replicated!().then(() => done(), done)
+    })
   }
 
   private queue (target: string, frame: Buffer, waiter: Waiter | null): void {
