@@ -35,16 +35,25 @@ function nodeEnv (): NodeJS.ProcessEnv {
     // would cap the whole cluster, so they are off (nodes see no PROXY header).
     THINGMESH_MAX_CONNECTIONS_PER_IP: '0',
     THINGMESH_CONNECT_RATE_PER_IP: '0',
+    // The container's memory settings (docker/Dockerfile, docs/deployment.md "Memory settings").
+    MALLOC_MMAP_THRESHOLD_: '131072',
     ...process.env,
   }
   delete env.NODE_OPTIONS
   return env
 }
 
+/** As the container's entrypoint: THINGMESH_MAX_OLD_SPACE_MB, default 1024; empty leaves V8's default. */
+function oldSpaceFlag (): string[] {
+  const mb = process.env.THINGMESH_MAX_OLD_SPACE_MB ?? '1024'
+  return mb === '' ? [] : [`--max-old-space-size=${mb}`]
+}
+
 async function startNode (sup: Supervisor, dir: string, nodeId: string, redisUrl: string, extraArgs: string[]): Promise<LocalNode> {
   const mqttPort = await freePort()
   const httpPort = await freePort()
   const child = sup.start(nodeId, process.execPath, [
+    ...oldSpaceFlag(),
     BIN, 'start', '--host', '127.0.0.1', '--port', String(mqttPort), '--http-port', String(httpPort),
     '--redis', redisUrl, '--node-id', nodeId, ...extraArgs,
   ], { logFile: join(dir, `${nodeId}.log`), env: nodeEnv() })

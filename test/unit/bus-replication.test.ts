@@ -1,12 +1,13 @@
 import t from 'tap'
 import { ClusterBus, type BusIo } from '../../broker/cluster/bus.ts'
+import type { BusPacket } from '../../broker/cluster/codec.ts'
 
 // The replication barrier (--redis-wait-replicas): Redis WAIT blocks the
 // command connection until it returns, so the bus must never queue a second
 // WAIT behind one in flight; QoS1 completions arriving meanwhile share the next.
 
-function packet (n: number): { topic: string, payload: Buffer, qos: 1, retain: false, cmd: string } {
-  return { topic: `t/${n}`, payload: Buffer.from(String(n)), qos: 1, retain: false, cmd: 'publish' }
+function packet (n: number): BusPacket & { cmd: string } {
+  return { cmd: 'publish', topic: `t/${n}`, payload: Buffer.from(String(n)), qos: 1, retain: false, dup: false, brokerId: 'b1', brokerCounter: n }
 }
 
 t.test('one WAIT in flight; completions during it share the next one', async (t) => {
