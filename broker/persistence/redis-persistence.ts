@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis'
 import type { Keys } from '../cluster/keys.ts'
 import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
 import { defineScripts } from '../cluster/redis.ts'
+import { BatchSizer } from './batch-sizer.ts'
 import { filterRegExp } from './filter-regexp.ts'
 import { RetainedDelivery, type RetainedBroker } from '../mqtt/retained-delivery.ts'
 import { RetainedWrites } from './retained-writes.ts'
@@ -53,13 +54,32 @@ export interface RedisPersistenceOptions {
   onWriteFailed?: (what: string, clientId: string, err: Error) => void
 }
 
+/** HSCAN COUNT of the one-off index backfill (topics only). */
 const RETAINED_SCAN = 1000
+/**
+ * A batch of retained messages read at a time holds about this many bytes
+ * (batch-sizer.ts): a subscriber's delivery holds two batches (one written,
+ * the next read meanwhile). The first read asks for RETAINED_FIRST messages,
+ * the sizes being unknown; no read asks for more than RETAINED_MAX.
+ */
+const RETAINED_BATCH_BYTES = 256 * 1024
+const RETAINED_FIRST = 50
+const RETAINED_MIN = 1
+const RETAINED_MAX = 2000
 /** Topics per index page: a few bytes each, so more than the messages of a batch. */
 const RETAINED_INDEX_PAGE = 10_000
 const STREAM_BATCH = 200
 const GLOB_FREE = /[+#]/
 const STALE_WAIT_MS = 2000
 const DROP_REPORT_MS = 10_000
+
+/** What a claim did of the CONNECT's session work, still to be asked for by aedes (bits). */
+const CLAIM_DID_SUBS = 1
+const CLAIM_DID_WILL = 2
+const CLAIM_DID_INCOMING = 4
+
+/** A connection whose claim did (part of) the session work aedes asks for later in its CONNECT. */
+interface ClaimedConnect { client: object, subsVersion: number, pending: number }
 
 /**
  * The aedes persistence of a cluster node, in Redis, replacing
@@ -85,6 +105,14 @@ export class RedisPersistence {
   /** Sends new subscriptions' retained messages in place of aedes (set in setup). */
   private retainedDelivery: RetainedDelivery | null = null
   private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
+  /**
+   * Connections whose session claim (cluster/lua/claimSession-12.lua) did the
+   * CONNECT's session work, by client id, until aedes has asked for each part
+   * (delWill; for a clean session also cleanSubscriptions and cleanIncoming),
+   * which is answered without Redis. Entries leave as the CONNECT goes on or
+   * the connection closes: none stays per idle connection.
+   */
+  private readonly claimedConnects = new Map<string, ClaimedConnect>()
 
   /** Retained stores, one script call per tick (the engine stores a retained state per update). */
   private readonly retainedWrites: RetainedWrites
@@ -164,19 +192,63 @@ export class RedisPersistence {
 
   async cleanSubscriptions (client: ClientRef): Promise<void> {
     // [MQTT-3.1.2-6] a clean session discards the previous session's state: subscriptions and queue.
+    const claimed = this.claimedPart(client, CLAIM_DID_SUBS)
+    if (claimed !== null) {
+      if (claimed.subsVersion > 0) await this.indexed(claimed.subsVersion)
+      return
+    }
     await this.change(client.id, 'clean', [])
     const id = client.id
     await this.redis.del(this.keys.queueOf(id), this.keys.queuedPacketsOf(id), this.keys.inflightOf(id))
   }
 
   private async change (clientId: string, op: string, args: string[]): Promise<void> {
-    const ver = await this.r.changeSubscriptions(this.keys.subsOf(clientId), this.keys.subClients, this.keys.subVersion, clientId, this.keys.controlChannel, op, ...args)
-    // Resolve once this node's own index contains the change, so a publish
-    // right after SUBACK already queues for this client. The echo normally
-    // takes well under a millisecond; if it is lost, resync.
+    await this.indexed(await this.r.changeSubscriptions(this.keys.subsOf(clientId), this.keys.subClients, this.keys.subVersion, clientId, this.keys.controlChannel, op, ...args))
+  }
+
+  /**
+   * Resolves once this node's own index contains version `ver`, so a publish
+   * right after SUBACK already queues for this client. The echo normally
+   * takes well under a millisecond; if it is lost, resync.
+   */
+  private async indexed (ver: number): Promise<void> {
     const applied = this.index.waitFor(ver)
     const timer = setTimeout(() => { void this.resync() }, 1000)
     await applied.finally(() => clearTimeout(timer))
+  }
+
+  // ---- CONNECT's session work done by the claim -----------------------------
+
+  /**
+   * The session claim of this CONNECT (cluster/sessions.ts) deleted the
+   * client's earlier will and, for a clean session, discarded the previous
+   * session's state; `subsVersion` is the index version of the stored
+   * subscriptions it discarded, or 0. Called once the claim is the holder's.
+   */
+  claimedAtConnect (client: ClientRef & { clean: boolean }, subsVersion: number): void {
+    this.claimedConnects.set(client.id, { client, subsVersion, pending: client.clean ? CLAIM_DID_SUBS | CLAIM_DID_WILL | CLAIM_DID_INCOMING : CLAIM_DID_WILL })
+  }
+
+  /**
+   * A connection with a claim ended. If it was another connection than the
+   * one now connecting with its id, aedes may just have closed it to register
+   * the new one (after the claim): what it stored since (inbound QoS 2) is
+   * wiped by the new one's cleanIncoming in Redis, as aedes orders it.
+   */
+  connectionClosed (client: ClientRef): void {
+    const c = this.claimedConnects.get(client.id)
+    if (c === undefined) return
+    if (c.client === client) this.claimedConnects.delete(client.id)
+    else this.claimedPart(c.client as ClientRef, CLAIM_DID_INCOMING)
+  }
+
+  /** The claim's record of `client` if it did `part` and nobody asked for it yet; asking consumes it. */
+  private claimedPart (client: ClientRef, part: number): ClaimedConnect | null {
+    const c = this.claimedConnects.get(client.id)
+    if (c === undefined || c.client !== client || (c.pending & part) === 0) return null
+    c.pending &= ~part
+    if (c.pending === 0) this.claimedConnects.delete(client.id)
+    return c
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Sub[]> {
@@ -280,70 +352,82 @@ export class RedisPersistence {
     const exact = patterns.filter((p) => !GLOB_FREE.test(p))
     const wild = patterns.filter((p) => GLOB_FREE.test(p))
     const seen = new Set<string>()
-    if (exact.length > 0) yield * this.retainedTopics(exact, seen)
+    const sizer = new BatchSizer(RETAINED_BATCH_BYTES, RETAINED_FIRST, RETAINED_MIN, RETAINED_MAX)
+    if (exact.length > 0) yield * this.retainedTopics(exact, seen, sizer)
     if (wild.length === 0) return
     const matcher = filterRegExp(wild)
     const all = wild.includes('#')
     // [MQTT-4.7.2-1] wildcards never reach $-topics here (as before the index).
     const matches = (topic: string): boolean => !topic.startsWith('$') && !seen.has(topic) && (all || matcher.test(topic))
     if (all) {
-      yield * this.retainedScan(matches, seen)
+      yield * this.retainedScan(matches, seen, sizer)
       return
     }
     await this.ensureRetainedIndex()
     const prefixes = wild.map(literalPrefix)
     if (prefixes.some((p) => p === '')) {
-      yield * this.retainedRange('-', '+', matches, seen)
+      yield * this.retainedRange('-', '+', matches, seen, sizer)
       return
     }
     // "a/b/#" also matches "a/b" itself, which is outside the "a/b/" range.
     const parents = wild.filter((w) => w.endsWith('/#')).map((w) => w.slice(0, -2)).filter((t) => !GLOB_FREE.test(t) && matches(t))
     // Overlapping prefixes ("a/" and "a/b/") would read the same range twice: keep the shortest.
     const ranges = [...new Set(prefixes)].sort().filter((p, i, all) => !all.slice(0, i).some((q) => p.startsWith(q)))
-    yield * this.retainedTopics(parents, seen)
+    yield * this.retainedTopics(parents, seen, sizer)
     for (const prefix of ranges) {
       // 0xff never occurs in UTF-8, so it bounds every topic that starts with the prefix.
-      yield * this.retainedRange('[' + prefix, Buffer.concat([Buffer.from('[' + prefix), Buffer.from([0xff])]), matches, seen)
+      yield * this.retainedRange('[' + prefix, Buffer.concat([Buffer.from('[' + prefix), Buffer.from([0xff])]), matches, seen, sizer)
     }
   }
 
   /** The matching messages of the index range [min, max], read a page of topics at a time. */
-  private async * retainedRange (min: string, max: string | Buffer, matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<BusPacket[]> {
+  private async * retainedRange (min: string, max: string | Buffer, matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
     for (;;) {
       const topics = await this.redis.zrangebylex(this.keys.retainedIndex, min, max, 'LIMIT', 0, RETAINED_INDEX_PAGE)
-      const wanted = topics.filter(matches)
-      for (let i = 0; i < wanted.length; i += RETAINED_SCAN) yield * this.retainedTopics(wanted.slice(i, i + RETAINED_SCAN), seen)
+      yield * this.retainedTopics(topics.filter(matches), seen, sizer)
       if (topics.length < RETAINED_INDEX_PAGE) return
       // Each page starts after the last topic read (not at an offset, which Redis would walk again).
       min = '(' + topics[topics.length - 1]
     }
   }
 
-  private async * retainedTopics (topics: string[], seen: Set<string>): AsyncGenerator<BusPacket[]> {
-    if (topics.length === 0) return
-    const bufs = await this.redis.hmgetBuffer(this.keys.retained, ...topics)
-    const batch: BusPacket[] = []
-    for (const buf of bufs) {
-      const p = buf && decodeFrame(buf)
-      if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); batch.push(p.packet) }
+  /** The messages of `topics`, one HMGET per batch. */
+  private async * retainedTopics (topics: string[], seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
+    for (let i = 0; i < topics.length;) {
+      const fields = topics.slice(i, i += sizer.next())
+      const bufs = await this.redis.hmgetBuffer(this.keys.retained, ...fields)
+      const batch: BusPacket[] = []
+      let found = 0
+      let bytes = 0
+      for (const buf of bufs) {
+        if (buf === null) continue
+        found++
+        bytes += buf.length
+        const p = decodeFrame(buf)
+        if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); batch.push(p.packet) }
+      }
+      sizer.saw(found, bytes)
+      if (batch.length > 0) yield batch
     }
-    if (batch.length > 0) yield batch
   }
 
   /** Every retained message (HSCAN), for `#`. */
-  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>): AsyncGenerator<BusPacket[]> {
+  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
     let cursor = '0'
     do {
-      const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', RETAINED_SCAN)
+      const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', sizer.next())
       cursor = next.toString()
       const batch: BusPacket[] = []
+      let bytes = 0
       // Only for `#`, which matches all but $-topics: decoded first, no field is read twice.
       for (let i = 1; i < flat.length; i += 2) {
+        bytes += flat[i - 1].length + flat[i].length
         const p = decodeFrame(flat[i])
         if (p === null || !matches(p.packet.topic)) continue
         seen.add(p.packet.topic)
         batch.push(p.packet)
       }
+      sizer.saw(flat.length / 2, bytes)
       if (batch.length > 0) yield batch
     } while (cursor !== '0')
   }
@@ -464,6 +548,7 @@ export class RedisPersistence {
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
+    if (this.claimedPart(client, CLAIM_DID_INCOMING) !== null) return
     await this.redis.del(this.keys.incomingOf(client.id))
   }
 
@@ -485,6 +570,8 @@ export class RedisPersistence {
    * when a connection ends (only that broker's will may go).
    */
   async delWill (client: ClientRef & { brokerId?: string }): Promise<Packet | undefined> {
+    // The CONNECT's own: its claim deleted the will (and it returns nothing).
+    if (this.claimedPart(client, CLAIM_DID_WILL) !== null) return undefined
     try {
       return (await this.takeWill(client.id, client.brokerId ?? ''))?.packet
     } catch (err) {
@@ -516,6 +603,7 @@ export class RedisPersistence {
    */
   close (): void {
     this.closed = true
+    this.claimedConnects.clear()
     this.dropReports.close()
     this.wakeResync?.()
   }
