@@ -73,9 +73,16 @@ interface Part {
   committing: number
   cache: Map<string, CachedState>
   status: 'loading' | 'active' | 'draining' | 'dead'
-  /** Publishing of committed batches, in commit order. */
+  /** Committed batches handed to the broker, in commit order: resolves when the last one was handed over (not when it was routed). */
+  issuing: Promise<void>
+  /** Resolves when every batch handed over so far was routed and its acknowledgement (outbox removal) answered. */
   publishing: Promise<void>
+  /** Committed batches with effects whose outbox entry is not removed yet. */
   publishLag: number
+  /** Batches routed (in commit order) and not yet acknowledged to the store. */
+  toAck: number
+  /** The outbox acknowledgements in flight (one at a time, so they stay in order, and the ones it triggers), or null. */
+  acking: Promise<void> | null
   pendingTicks: Set<string>
 }
 
@@ -210,7 +217,7 @@ export class ThingEngine implements EngineApi {
   private async acquire (p: number, token: number): Promise<void> {
     const existing = this.parts.get(p)
     if (existing !== undefined) existing.status = 'dead'
-    const part: Part = { partition: p, token, checkpoint: '', processedTo: '', committing: 0, cache: new Map(), status: 'loading', publishing: Promise.resolve(), publishLag: 0, pendingTicks: new Set() }
+    const part: Part = { partition: p, token, checkpoint: '', processedTo: '', committing: 0, cache: new Map(), status: 'loading', issuing: Promise.resolve(), publishing: Promise.resolve(), publishLag: 0, toAck: 0, acking: null, pendingTicks: new Set() }
     this.parts.set(p, part)
     try {
       const loaded = await this.store.load(p)
@@ -325,26 +332,7 @@ export class ThingEngine implements EngineApi {
       this.stats.applied += fresh.length
       this.stats.commits++
       for (const t of r.ticked) part.pendingTicks.delete(t)
-      if (r.outbox.length > 0) {
-        part.publishLag++
-        const batch = r.outbox
-        const states = r.states
-        const rendered = r.statePayloads
-        part.publishing = part.publishing.then(async () => {
-          if (part.status === 'dead') return
-          try {
-            await this.publishAll(batch, (id) => states.get(id), rendered)
-            await this.store.ackOutbox(p, part.token, 1)
-            part.publishLag--
-          } catch (err) {
-            // The outbox is acknowledged strictly in order: a batch that
-            // failed to publish must not be skipped. Reload the partition,
-            // which publishes the outbox again from the store.
-            this.log.warn({ event: 'engine.publish_failed', partition: p, err: (err as Error).message }, 'could not publish committed effects; reloading the partition')
-            if (this.parts.get(p) === part) this.drop(p, 'publish failed')
-          }
-        })
-      }
+      if (r.outbox.length > 0) this.publishCommitted(part, r.outbox, r.states, r.statePayloads)
     }, (err: unknown) => {
       const code = runtimeCodeOf(err)
       if (code === 'ENGINE_FENCED') this.stats.fenced++
@@ -360,6 +348,69 @@ export class ThingEngine implements EngineApi {
       this.commits.delete(committed)
     })
     this.commits.add(committed)
+  }
+
+  /**
+   * Publishes a committed batch and removes it from the outbox once it and
+   * every batch before it were routed. A batch is handed to the broker as
+   * soon as the previous one of its partition was handed over, without
+   * waiting for that one's routing (a retained store, forwards) and outbox
+   * removal, two Redis round trips that otherwise held every later change
+   * notification of the partition back. Hand-over order is commit order, and
+   * the broker keeps the order of what it is handed per topic (retained
+   * stores are written in call order), so a later state never lands before
+   * an earlier one. Removals stay in commit order and are coalesced.
+   */
+  private publishCommitted (part: Part, batch: readonly OutMessage[], states: ReadonlyMap<string, ThingState>, rendered: ReadonlyMap<string, string>): void {
+    part.publishLag++
+    let routed!: Promise<void>
+    part.issuing = part.issuing.then(async () => {
+      if (part.status === 'dead') { routed = RESOLVED; return }
+      await this.publishSlot(batch.length)
+      routed = this.isDead(part) ? RESOLVED : this.sendAll(batch, (id) => states.get(id), rendered)
+    })
+    const issued = part.issuing
+    part.publishing = Promise.all([part.publishing, issued]).then(() => routed).then(() => {
+      if (part.status === 'dead') return
+      part.toAck++
+      return this.ackPublished(part)
+    }, (err: Error) => {
+      // The outbox is acknowledged strictly in order: a batch that failed to
+      // publish must not be skipped. Reload the partition, which publishes
+      // the outbox again from the store.
+      if (part.status === 'dead') return
+      this.log.warn({ event: 'engine.publish_failed', partition: part.partition, err: err.message }, 'could not publish committed effects; reloading the partition')
+      if (this.parts.get(part.partition) === part) this.drop(part.partition, 'publish failed')
+    })
+  }
+
+  /** Read after an await: narrowing on `status` does not see a drop made meanwhile. */
+  private isDead (part: Part): boolean { return part.status === 'dead' }
+
+  /**
+   * Removes the routed batches from the outbox. One removal in flight per
+   * partition; batches routed meanwhile go in the next, and the promise
+   * returned covers it.
+   */
+  private ackPublished (part: Part): Promise<void> {
+    if (part.acking !== null) return part.acking
+    if (part.toAck === 0) return RESOLVED
+    const next = (): Promise<void> => {
+      const n = part.toAck
+      if (n === 0 || part.status === 'dead') { part.acking = null; return RESOLVED }
+      part.toAck = 0
+      return this.store.ackOutbox(part.partition, part.token, n).then(() => {
+        part.publishLag -= n
+        return next()
+      }, (err: Error) => {
+        part.acking = null
+        if (part.status === 'dead') return
+        this.log.warn({ event: 'engine.publish_failed', partition: part.partition, err: err.message }, 'could not remove published effects from the outbox; reloading the partition')
+        if (this.parts.get(part.partition) === part) this.drop(part.partition, 'outbox ack failed')
+      })
+    }
+    part.acking = next()
+    return part.acking
   }
 
   private publishBudget = PUBLISH_PER_TURN
@@ -383,13 +434,18 @@ export class ThingEngine implements EngineApi {
 
   private async publishAll (batch: readonly OutMessage[], stateOf: (thingId: string) => ThingState | undefined, rendered?: ReadonlyMap<string, string>): Promise<void> {
     await this.publishSlot(batch.length)
+    await this.sendAll(batch, stateOf, rendered)
+  }
+
+  /** Hands every message of a batch to the broker now, in order; resolves when all are routed. */
+  private sendAll (batch: readonly OutMessage[], stateOf: (thingId: string) => ThingState | undefined, rendered?: ReadonlyMap<string, string>): Promise<void> {
     const sends: Array<Promise<void>> = []
     for (const m of batch) {
       const out = renderState(m, stateOf, rendered)
       if (out !== undefined) sends.push(this.host.publish(out))
     }
-    await Promise.all(sends)
     this.stats.published += sends.length
+    return Promise.all(sends).then(noop)
   }
 
   // ---- scheduled rules --------------------------------------------------
@@ -520,6 +576,9 @@ export function compareIds (a: string, b: string): number {
   const [bm = 0, bs = 0] = b.split('-').map(Number)
   return am - bm || as - bs
 }
+
+const RESOLVED = Promise.resolve()
+function noop (): void {}
 
 function delay (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
