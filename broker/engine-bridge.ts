@@ -21,7 +21,74 @@ export interface EngineBridgeOptions {
   log: Logger
   /** Publishes a packet through this node's broker (as the broker itself, no client). */
   publish(packet: { cmd: 'publish', topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, dup: false }): Promise<void>
+  /** The broker's own steps of a publish, for the direct route (cluster nodes); without it every output goes through `publish`. */
+  direct?: DirectRoute
   liveNodes(): string[]
+}
+
+/** The parts of the node's aedes broker that a publish by the broker itself goes through. */
+export interface DirectRoute {
+  broker: {
+    readonly id: string
+    counter: number
+    readonly maxTopicLevels: number
+    readonly mq: { emit(packet: object, done: (err?: Error | null) => void): unknown }
+    readonly persistence: { storeRetained(packet: object): Promise<void> }
+  }
+  /** False only when no stored (persistent) subscription can match the topic right now (see RedisPersistence.mayQueue). */
+  mayQueue(topic: string): boolean
+}
+
+interface DirectPacket {
+  cmd: 'publish'
+  brokerId: string
+  brokerCounter: number
+  topic: string
+  payload: Buffer
+  qos: 0 | 1 | 2
+  retain: boolean
+  dup: false
+  messageId: undefined
+}
+
+/**
+ * Publishes engine outputs with the steps aedes' publish would take for them,
+ * without its per-publish series (a Packet copy, the series state, the
+ * offline-enqueue step and their promises): store if retained, then emit on
+ * the broker's emitter (the cluster bus: local delivery, forwards, QoS1
+ * durability). aedes' offline-enqueue step is skipped only when no stored
+ * subscription can match the topic; otherwise, and while any output sent
+ * through aedes is still on its way, an output goes through aedes as before,
+ * so none overtakes an earlier one of the same topic. aedes' `published`
+ * step has nothing to do for a publish without a client (broker/mqtt/hooks.ts),
+ * and nothing listens to its 'publish' event.
+ */
+function directPublisher (route: DirectRoute, viaBroker: EngineBridgeOptions['publish']): (m: OutMessage) => Promise<void> {
+  const { broker } = route
+  let throughBroker = 0
+  const done = (): void => { throughBroker-- }
+  return (m) => {
+    const payload = Buffer.from(m.payload)
+    if (throughBroker > 0 || (m.qos > 0 && route.mayQueue(m.topic)) || levels(m.topic) > broker.maxTopicLevels) {
+      throughBroker++
+      const p = viaBroker({ cmd: 'publish', topic: m.topic, payload, qos: m.qos, retain: m.retain, dup: false })
+      p.then(done, done)
+      return p
+    }
+    const packet: DirectPacket = { cmd: 'publish', brokerId: broker.id, brokerCounter: ++broker.counter, topic: m.topic, payload, qos: m.qos, retain: m.retain, dup: false, messageId: undefined }
+    return new Promise<void>((resolve, reject) => {
+      const emitted = (err?: Error | null): void => { if (err) reject(err); else resolve() }
+      if (!packet.retain) { broker.mq.emit(packet, emitted); return }
+      broker.persistence.storeRetained(packet).then(() => { broker.mq.emit(packet, emitted) }, reject)
+    })
+  }
+}
+
+/** Topic levels (aedes refuses a publish with more than maxTopicLevels). */
+function levels (topic: string): number {
+  let n = 1
+  for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++
+  return n
 }
 
 const RESOLVED = Promise.resolve()
@@ -63,7 +130,9 @@ export async function startEngine (o: EngineBridgeOptions): Promise<EngineBridge
   const engine = new ThingEngine(store, {
     log,
     liveNodes: o.liveNodes,
-    publish: (m: OutMessage) => o.publish({ cmd: 'publish', topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain, dup: false }),
+    publish: o.direct !== undefined
+      ? directPublisher(o.direct, o.publish)
+      : (m: OutMessage) => o.publish({ cmd: 'publish', topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain, dup: false }),
   }, {
     ...DEFAULT_ENGINE_OPTIONS,
     brokerId: o.brokerId,
