@@ -57,8 +57,8 @@ export class ClusterRuntime {
   private scalingState: ScalingState = INITIAL_STATE
   /** The latest scaling advice [issue 7], recomputed after every heartbeat from all members' loads. */
   scaling: Recommendation | null = null
-  /** Connections holding a claim on this node, by client id. */
-  private readonly claimed = new Map<string, { client: AedesClient, epoch: number }>()
+  /** Connections holding a claim on this node, by client id (the epoch is the client's stateOf().epoch). */
+  private readonly claimed = new Map<string, AedesClient>()
   /** Connections whose claim was released (the close is reported twice: by the socket and by aedes). */
   private readonly released = new WeakSet<AedesClient>()
   /**
@@ -67,6 +67,12 @@ export class ClusterRuntime {
    * connections), and the higher epoch must still win.
    */
   private readonly foreignClaims = new Map<string, { epoch: number, at: number }>()
+  /**
+   * One 'close' listener for every claiming connection (aedes sets
+   * `conn.client`), not a closure and a once-wrapper per client (issue 8:
+   * ~0.25 KB of each idle connection).
+   */
+  private readonly onConnClose = closeListener(this)
 
   constructor (
     private readonly config: NodeConfig,
@@ -212,7 +218,7 @@ export class ClusterRuntime {
       claim: async (client) => {
         // aedes reports a close only for registered clients: one that goes
         // away during CONNECT (claim, takeover wait) would keep its claim.
-        client.conn.once('close', () => this.clientClosed(client))
+        client.conn.on('close', this.onConnClose)
         const claim = await this.sessions.claim(client.id, !client.clean)
         const state = stateOf(client)
         state.epoch = claim.epoch
@@ -226,8 +232,8 @@ export class ClusterRuntime {
           this.takeOver(client, 'lost a simultaneous connect')
           throw new Error('superseded by a newer connection')
         }
-        this.claimed.set(client.id, { client, epoch: claim.epoch })
-        if (!client.clean) await this.persistence.sessionSeen(client.id, true)
+        this.claimed.set(client.id, client)
+        this.persistence.claimedAtConnect(client, claim.subsVersion)
         state.sessionPresent = !client.clean && claim.previous !== null && claim.previous.persistent
         const prev = claim.previous
         if (!client.clean && prev && !prev.released && prev.brokerId !== this.brokerId && this.membership.isAlive(prev.brokerId)) {
@@ -245,10 +251,11 @@ export class ClusterRuntime {
     const { epoch } = stateOf(client)
     if (epoch === 0 || this.fenced || this.released.has(client)) return
     this.released.add(client)
+    this.persistence.connectionClosed(client)
     if (!client.clean && !stateOf(client).takenOver) {
       this.persistence.sessionSeen(client.id, false).catch(() => { /* expiry bookkeeping only */ })
     }
-    if (this.claimed.get(client.id)?.client === client) this.claimed.delete(client.id)
+    if (this.claimed.get(client.id) === client) this.claimed.delete(client.id)
     this.sessions.release(client.id, epoch, !client.clean).catch((err: Error) => {
       this.log.warn({ event: 'session.release_failed', clientId: client.id, err: err.message }, 'could not release session')
     })
@@ -396,9 +403,9 @@ export class ClusterRuntime {
       await this.sub.ping()
       const held = [...this.claimed]
       const owners = await this.sessions.holders(held.map(([id]) => id))
-      held.forEach(([id, h], i) => {
+      held.forEach(([id, client], i) => {
         const o = owners[i]
-        if (o && o.epoch > h.epoch && !h.client.closed && this.claimed.get(id) === h) this.takeOver(h.client, `connected on ${o.brokerId} while pub/sub was down`)
+        if (o && o.epoch > stateOf(client).epoch && !client.closed && this.claimed.get(id) === client) this.takeOver(client, `connected on ${o.brokerId} while pub/sub was down`)
       })
     } catch (err) {
       this.log.warn({ event: 'session.recheck_failed', err: (err as Error).message }, 'could not recheck session holders after a pub/sub cut')
@@ -458,8 +465,8 @@ export class ClusterRuntime {
       for (const [id, f] of this.foreignClaims) if (now - f.at > 5000) this.foreignClaims.delete(id)
     }
     const held = this.claimed.get(n.c)
-    if (!held || held.epoch >= n.e || held.client.closed) return
-    this.takeOver(held.client, `connected on ${n.b}`)
+    if (!held || stateOf(held).epoch >= n.e || held.closed) return
+    this.takeOver(held, `connected on ${n.b}`)
   }
 
   private takeOver (client: AedesClient, why: string): void {
@@ -507,6 +514,13 @@ export class ClusterRuntime {
     } finally {
       this.reaping = false
     }
+  }
+}
+
+/** The shared 'close' listener of claiming connections (`this` is the connection; aedes set `conn.client`). */
+function closeListener (runtime: ClusterRuntime): (this: { client?: AedesClient }) => void {
+  return function connClosed (this: { client?: AedesClient }): void {
+    if (this.client !== undefined) runtime.clientClosed(this.client)
   }
 }
 

@@ -3,7 +3,7 @@ import type { Keys } from './keys.ts'
 import { ThingmeshError } from '../errors.ts'
 
 interface Scripted {
-  claimSession(...args: string[]): Promise<[number, string]>
+  claimSession(...args: string[]): Promise<[number, string, number]>
   releaseSession(...args: string[]): Promise<number>
 }
 
@@ -14,6 +14,11 @@ export interface Claim {
   epoch: number
   /** The connection this one replaces, if it may still be flushing its session. */
   previous: { brokerId: string, epoch: number, released: boolean, persistent: boolean } | null
+  /**
+   * The subscription index version of the stored subscriptions a clean claim
+   * discarded, or 0 if it discarded none (and always for a persistent one).
+   */
+  subsVersion: number
 }
 
 /** A script's refusal of a write by a broker in `gone` (the Lua error "BROKER_FENCED ..."). */
@@ -49,23 +54,32 @@ export class SessionRegistry {
   }
 
   /**
+   * Claims the client id and does the rest of the CONNECT's session work in
+   * the same script (lua/claimSession-12.lua): the client's earlier will is
+   * deleted, its session is no longer one to expire, and a clean claim
+   * discards the previous session's subscriptions, queue and inbound QoS 2
+   * state [MQTT-3.1.2-6]. The persistence is told (RedisPersistence
+   * claimedAtConnect), so aedes' own calls for these are answered without Redis.
+   *
    * A claim by an incarnation the cluster declared dead is refused by the
-   * script (lua/claimSession-3.lua), writing nothing: one replayed from the
-   * cut, or made before the fenced heartbeat's reply. It rejects with
-   * BROKER_FENCED; the CONNECT hook answers any failed claim with CONNACK 3,
-   * server unavailable.
+   * script, writing nothing: one replayed from the cut, or made before the
+   * fenced heartbeat's reply. It rejects with BROKER_FENCED; the CONNECT hook
+   * answers any failed claim with CONNACK 3, server unavailable.
    */
   async claim (clientId: string, persistent: boolean): Promise<Claim> {
-    let epoch: number, prev: string
+    const k = this.keys
+    let epoch: number, prev: string, subsVersion: number
     try {
-      [epoch, prev] = await this.r.claimSession(this.keys.owners, this.keys.epoch, this.keys.gone, clientId, this.brokerId, this.keys.controlChannel, persistent ? '1' : '0')
+      [epoch, prev, subsVersion] = await this.r.claimSession(k.owners, k.epoch, k.gone, k.wills, k.sessions,
+        k.subsOf(clientId), k.subClients, k.subVersion, k.queueOf(clientId), k.queuedPacketsOf(clientId), k.inflightOf(clientId), k.incomingOf(clientId),
+        clientId, this.brokerId, k.controlChannel, persistent ? '1' : '0', k.prefix)
     } catch (err) {
       if (!isFencedReply(err)) throw err
       throw new ThingmeshError('BROKER_FENCED', `this node (${this.brokerId}) was declared dead by the cluster; session claim refused`, { brokerId: this.brokerId })
     }
-    if (!prev) return { epoch, previous: null }
+    if (!prev) return { epoch, previous: null, subsVersion }
     const [brokerId, e, state, p] = prev.split('|')
-    return { epoch, previous: { brokerId, epoch: Number(e), released: state === 'released', persistent: p === '1' } }
+    return { epoch, previous: { brokerId, epoch: Number(e), released: state === 'released', persistent: p === '1' }, subsVersion }
   }
 
   async release (clientId: string, epoch: number, persistent: boolean): Promise<void> {

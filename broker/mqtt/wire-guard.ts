@@ -19,7 +19,7 @@ export type Violation = 'reserved_type' | 'first_not_connect' | 'bad_length' | '
  * decodes it with replacement characters, so after parsing an ill-formed
  * name can no longer be told from a well-formed one holding U+FFFD.
  */
-export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: Violation, detail: string) => void): void {
+export function guardSocket (conn: Duplex, limits: WireLimits, onViolation: (v: Violation, detail: string, conn: Duplex) => void): void {
   (conn as Guarded)[GUARD] = new WireGuard(conn, limits, onViolation, conn.read)
   conn.read = guardedRead as typeof conn.read
 }
@@ -61,13 +61,14 @@ class WireGuard {
   constructor (
     private readonly conn: Duplex,
     private readonly limits: WireLimits,
-    private readonly onViolation: (v: Violation, detail: string) => void,
+    /** Given the connection, so one function can serve every socket (no closure per connection). */
+    private readonly onViolation: (v: Violation, detail: string, conn: Duplex) => void,
     readonly read: Duplex['read'],
   ) {}
 
   private fail (v: Violation, detail: string): false {
     this.failed = true
-    this.onViolation(v, detail)
+    this.onViolation(v, detail, this.conn)
     this.conn.destroy()
     return false
   }
@@ -133,7 +134,7 @@ class WireGuard {
         // [MQTT-3.1.3-8] must be answered with CONNACK 0x02, but mqtt-packet's
         // parser rejects this CONNECT outright and aedes would close silently.
         this.failed = true
-        this.onViolation('empty_client_id', 'empty client id with clean session 0 [MQTT-3.1.3-8]')
+        this.onViolation('empty_client_id', 'empty client id with clean session 0 [MQTT-3.1.3-8]', this.conn)
         this.conn.end(CONNACK_IDENTIFIER_REJECTED)
         return false
       }

@@ -38,12 +38,13 @@ async function startTrapProxy (targetPort: number, trap: (chunk: Buffer) => bool
 
 // The crash, deterministically: aedes' CONNECT handler runs
 // `persistence.delWill(client).finally(...)`, and the promise .finally()
-// returns rejects like delWill; aedes never handles it. Here the Redis link
-// goes silent exactly when that delWill (the takeWill script) is sent, so it
-// fails with "Command timed out" and, unhandled, used to kill the node.
-t.test('Redis silent while a CONNECT deletes the old will: the node survives and recovers', async (t) => {
+// returns rejects like delWill; aedes never handles it. The old will is now
+// deleted by the CONNECT's session claim (claimSession-12.lua), so here the
+// Redis link goes silent exactly when that script is sent: it fails with
+// "Command timed out", and neither it nor anything after it may go unhandled.
+t.test('Redis silent while a CONNECT claims its session and deletes the old will: the node survives and recovers', async (t) => {
   const r = await startRedis()
-  const lua = readFileSync(new URL('../../broker/persistence/lua/takeWill-1.lua', import.meta.url), 'utf8')
+  const lua = readFileSync(new URL('../../broker/cluster/lua/claimSession-12.lua', import.meta.url), 'utf8')
   const sha = createHash('sha1').update(lua).digest('hex')
   const victimId = 'stall-trap-victim'
   const proxy = await startTrapProxy(r.port, (chunk) => {
@@ -58,7 +59,7 @@ t.test('Redis silent while a CONNECT deletes the old will: the node survives and
     will: { topic: 'stall/trap/will', payload: Buffer.from('w'), qos: 1, retain: false },
   })
   victim.on('error', () => {})
-  await waitFor(() => proxy.sprung(), 'the delWill of the CONNECT reaching Redis', 20_000)
+  await waitFor(() => proxy.sprung(), 'the session claim of the CONNECT reaching Redis', 20_000)
   // The command timeout passes, the watchdog replaces the silent link.
   await waitFor(() => /"event":"redis.reconnect_silent"/.test(node.log()) || node.proc.exitCode !== null, 'the silent link replaced (or the node dead)', 20_000)
   await waitFor(async () => node.proc.exitCode !== null || (await node.health()).status === 200, 'healthy again', 20_000)

@@ -49,9 +49,14 @@ t.test('a brokerId in gone cannot claim a session, store a will or change its in
   t.equal(claim.previous, null)
   t.equal(await redis.hget(keys.owners, 'c-held'), `${LIVE}|1|up|0`)
 
-  // A claim replayed by the dead incarnation does not take the id from its live holder.
+  // A claim replayed by the dead incarnation does not take the id from its live holder,
+  // nor delete the session state and will of the live connection (a clean claim discards them).
+  await redis.hset(keys.wills, 'c-held', `${LIVE}\nframe`)
+  await redis.hset(keys.incomingOf('c-held'), '1', 'frame')
   await t.rejects(dead.claim('c-held', false), { code: 'BROKER_FENCED' })
   t.equal(await redis.hget(keys.owners, 'c-held'), `${LIVE}|1|up|0`, 'the live holder keeps the client id')
+  t.equal(await redis.hget(keys.wills, 'c-held'), `${LIVE}\nframe`, 'its will is kept')
+  t.equal(await redis.hget(keys.incomingOf('c-held'), '1'), 'frame', 'its inbound QoS 2 state is kept')
   const again = await live.claim('c-held', true)
   t.equal(again.epoch, 2, 'the refused claim drew no epoch')
 
