@@ -9,7 +9,7 @@ import { ClusterRuntime } from './cluster-runtime.ts'
 import { createHooks, type AedesClient } from './mqtt/hooks.ts'
 import { startEngine, type DirectRoute, type EngineBridge } from './engine-bridge.ts'
 import type { EngineApi } from '../engine/runtime/index.ts'
-import { guardSocket } from './mqtt/wire-guard.ts'
+import { guardSocket, type Violation } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
 import type { ShedAction } from './mqtt/slow-consumers.ts'
 import { stateOf } from './mqtt/client-state.ts'
@@ -183,11 +183,14 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
 
   // Every transport (TCP, TLS, WebSocket) goes through the wire guard [S1, S2, S8].
   const handle = broker.handle
-  const listeners = await startListeners(config, log, metrics, (conn, info) => {
-    guardSocket(conn, config, (reason, detail) => {
-      metrics.rejected.inc({ reason })
-      log.info({ event: 'client.wire_violation', reason, detail, remote: info.address, transport: info.transport, code: reason === 'too_large' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_MALFORMED_PACKET' }, 'connection closed for a bad packet')
-    })
+  // One function for every socket, not a closure per connection (issue 8).
+  const onViolation = (reason: Violation, detail: string, conn: object): void => {
+    const info = connInfoOf(conn)
+    metrics.rejected.inc({ reason })
+    log.info({ event: 'client.wire_violation', reason, detail, remote: info?.address, transport: info?.transport, code: reason === 'too_large' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_MALFORMED_PACKET' }, 'connection closed for a bad packet')
+  }
+  const listeners = await startListeners(config, log, metrics, (conn) => {
+    guardSocket(conn, config, onViolation)
     const client = handle(conn as never, undefined as never) as unknown as { duplicates: unknown }
     client.duplicates = NEVER_SEEN
   })

@@ -73,6 +73,14 @@ const GLOB_FREE = /[+#]/
 const STALE_WAIT_MS = 2000
 const DROP_REPORT_MS = 10_000
 
+/** What a claim did of the CONNECT's session work, still to be asked for by aedes (bits). */
+const CLAIM_DID_SUBS = 1
+const CLAIM_DID_WILL = 2
+const CLAIM_DID_INCOMING = 4
+
+/** A connection whose claim did (part of) the session work aedes asks for later in its CONNECT. */
+interface ClaimedConnect { client: object, subsVersion: number, pending: number }
+
 /**
  * The aedes persistence of a cluster node, in Redis, replacing
  * aedes-persistence-redis (see README "What we replaced"): every multi-key
@@ -97,6 +105,14 @@ export class RedisPersistence {
   /** Sends new subscriptions' retained messages in place of aedes (set in setup). */
   private retainedDelivery: RetainedDelivery | null = null
   private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
+  /**
+   * Connections whose session claim (cluster/lua/claimSession-12.lua) did the
+   * CONNECT's session work, by client id, until aedes has asked for each part
+   * (delWill; for a clean session also cleanSubscriptions and cleanIncoming),
+   * which is answered without Redis. Entries leave as the CONNECT goes on or
+   * the connection closes: none stays per idle connection.
+   */
+  private readonly claimedConnects = new Map<string, ClaimedConnect>()
 
   /** Retained stores, one script call per tick (the engine stores a retained state per update). */
   private readonly retainedWrites: RetainedWrites
@@ -176,19 +192,63 @@ export class RedisPersistence {
 
   async cleanSubscriptions (client: ClientRef): Promise<void> {
     // [MQTT-3.1.2-6] a clean session discards the previous session's state: subscriptions and queue.
+    const claimed = this.claimedPart(client, CLAIM_DID_SUBS)
+    if (claimed !== null) {
+      if (claimed.subsVersion > 0) await this.indexed(claimed.subsVersion)
+      return
+    }
     await this.change(client.id, 'clean', [])
     const id = client.id
     await this.redis.del(this.keys.queueOf(id), this.keys.queuedPacketsOf(id), this.keys.inflightOf(id))
   }
 
   private async change (clientId: string, op: string, args: string[]): Promise<void> {
-    const ver = await this.r.changeSubscriptions(this.keys.subsOf(clientId), this.keys.subClients, this.keys.subVersion, clientId, this.keys.controlChannel, op, ...args)
-    // Resolve once this node's own index contains the change, so a publish
-    // right after SUBACK already queues for this client. The echo normally
-    // takes well under a millisecond; if it is lost, resync.
+    await this.indexed(await this.r.changeSubscriptions(this.keys.subsOf(clientId), this.keys.subClients, this.keys.subVersion, clientId, this.keys.controlChannel, op, ...args))
+  }
+
+  /**
+   * Resolves once this node's own index contains version `ver`, so a publish
+   * right after SUBACK already queues for this client. The echo normally
+   * takes well under a millisecond; if it is lost, resync.
+   */
+  private async indexed (ver: number): Promise<void> {
     const applied = this.index.waitFor(ver)
     const timer = setTimeout(() => { void this.resync() }, 1000)
     await applied.finally(() => clearTimeout(timer))
+  }
+
+  // ---- CONNECT's session work done by the claim -----------------------------
+
+  /**
+   * The session claim of this CONNECT (cluster/sessions.ts) deleted the
+   * client's earlier will and, for a clean session, discarded the previous
+   * session's state; `subsVersion` is the index version of the stored
+   * subscriptions it discarded, or 0. Called once the claim is the holder's.
+   */
+  claimedAtConnect (client: ClientRef & { clean: boolean }, subsVersion: number): void {
+    this.claimedConnects.set(client.id, { client, subsVersion, pending: client.clean ? CLAIM_DID_SUBS | CLAIM_DID_WILL | CLAIM_DID_INCOMING : CLAIM_DID_WILL })
+  }
+
+  /**
+   * A connection with a claim ended. If it was another connection than the
+   * one now connecting with its id, aedes may just have closed it to register
+   * the new one (after the claim): what it stored since (inbound QoS 2) is
+   * wiped by the new one's cleanIncoming in Redis, as aedes orders it.
+   */
+  connectionClosed (client: ClientRef): void {
+    const c = this.claimedConnects.get(client.id)
+    if (c === undefined) return
+    if (c.client === client) this.claimedConnects.delete(client.id)
+    else this.claimedPart(c.client as ClientRef, CLAIM_DID_INCOMING)
+  }
+
+  /** The claim's record of `client` if it did `part` and nobody asked for it yet; asking consumes it. */
+  private claimedPart (client: ClientRef, part: number): ClaimedConnect | null {
+    const c = this.claimedConnects.get(client.id)
+    if (c === undefined || c.client !== client || (c.pending & part) === 0) return null
+    c.pending &= ~part
+    if (c.pending === 0) this.claimedConnects.delete(client.id)
+    return c
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Sub[]> {
@@ -497,6 +557,7 @@ export class RedisPersistence {
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
+    if (this.claimedPart(client, CLAIM_DID_INCOMING) !== null) return
     await this.redis.del(this.keys.incomingOf(client.id))
   }
 
@@ -518,6 +579,8 @@ export class RedisPersistence {
    * when a connection ends (only that broker's will may go).
    */
   async delWill (client: ClientRef & { brokerId?: string }): Promise<Packet | undefined> {
+    // The CONNECT's own: its claim deleted the will (and it returns nothing).
+    if (this.claimedPart(client, CLAIM_DID_WILL) !== null) return undefined
     try {
       return (await this.takeWill(client.id, client.brokerId ?? ''))?.packet
     } catch (err) {
@@ -549,6 +612,7 @@ export class RedisPersistence {
    */
   close (): void {
     this.closed = true
+    this.claimedConnects.clear()
     this.dropReports.close()
     this.wakeResync?.()
   }
