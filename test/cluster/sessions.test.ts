@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startRedis } from '../helpers/redis.ts'
 import { startCluster, startNodeProcess, stopAll } from '../helpers/node.ts'
-import { close, collect, connect, type MqttClient } from '../helpers/mqtt.ts'
+import { close, collect, connect, connectAndCollect, type MqttClient } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { connectPacket, rawConnect } from '../helpers/raw.ts'
 
@@ -103,8 +103,7 @@ t.test('a persistent client whose node was SIGKILLed is taken over at once, not 
   const pub = await connect(heir.port, { clientId: 'dead-holder-pub' })
   await pub.publishAsync('dh/x', 'queued', { qos: 1 })
   // connectTimeout 10 s: far below the 30 s the heir would wait for a release.
-  const second = await connect(heir.port, { ...opts, connectTimeout: 10_000 })
-  const got = collect(second)
+  const { client: second, got } = await connectAndCollect(heir.port, { ...opts, connectTimeout: 10_000 })
   t.equal(second.connected, true, 'reconnected to the surviving node')
   t.match(heir.log(), /"event":"session.takeover_from_dead","clientId":"dead-holder"/, 'the heir saw the holder stop beating')
   await waitFor(() => got.some((m) => m.payload === 'queued'), 'queued message delivered')
