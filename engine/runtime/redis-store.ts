@@ -8,7 +8,7 @@ import type { DefinitionChange, ThingState } from '../index.ts'
 import { FORBIDDEN_KEYS, getOwn } from '../json.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
-import { decodeEntry, encodeEntry, type EntryFields, type LogEntry } from './entries.ts'
+import { decodeEntry, type EntryFields, type LogEntry } from './entries.ts'
 import { RuntimeError, runtimeCodeOf } from './errors.ts'
 import type { BeatResult, Commit, EngineStore, LoadedPartition } from './store.ts'
 
@@ -16,12 +16,14 @@ import type { BeatResult, Commit, EngineStore, LoadedPartition } from './store.t
 export const ENGINE_LUA_DIR = new URL('./lua/', import.meta.url)
 
 interface Scripts {
-  ingest(numKeys: number, ...keysAndArgs: string[]): Promise<Array<string | number>>
+  // Keys and arguments go as arrays: ioredis flattens a command's arguments
+  // once anyway, and spreading thousands of them into a call copies them twice more.
+  ingest(numKeys: number, keys: string[], args: string[]): Promise<Array<string | number>>
   beat(k1: string, k2: string, k3: string, ...args: string[]): Promise<[string[], string[]]>
   outboxAck(k1: string, k2: string, ...args: string[]): Promise<number>
   defsPut(k1: string, k2: string, ...args: string[]): Promise<[number, number]>
   defsHead(k1: string, k2: string, ...args: string[]): Promise<[number, string, string]>
-  commit(numKeys: number, ...keysAndArgs: string[]): Promise<number>
+  commit(numKeys: number, keys: string[], args: string[]): Promise<number>
 }
 
 export interface RedisStoreOptions {
@@ -134,7 +136,7 @@ export class RedisStore implements EngineStore {
       args.push(i)
       for (const f of a.fields) args.push(f)
     }
-    this.s.ingest(keys.length, ...keys, ...args).then((ids) => {
+    this.s.ingest(keys.length, keys, args).then((ids) => {
       for (let i = 0; i < batch.length; i++) {
         const id = ids[i]
         const a = batch[i] as PendingAppend
@@ -209,41 +211,54 @@ export class RedisStore implements EngineStore {
       if (i === undefined) { keys.push(key); i = keys.length; keyIndex.set(key, i) }
       return String(i)
     }
-    const tail: string[] = []
+    // ARGV in one array, written in order (see lua/commit.lua); the counts
+    // and the history age cap are filled in once known.
+    const args: string[] = [
+      String(c.partition), String(c.token), c.from, c.to,
+      '', String(c.alerts.length), String(c.history.length), String(c.feedback.length),
+      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), '', '',
+    ]
     // A thing's state is one field for everything but its properties, and one
     // field per property, written only when the property changed: a device
     // write touches one property, and rewriting all of them (and their
     // previous samples) was most of the bytes a commit sent.
-    const removed: string[] = []
+    let removed: string[] | undefined
+    let fieldPairs = 0
     for (const [id, s] of c.states) {
-      tail.push(id, stateHead(s))
+      args.push(id, stateHead(s))
+      fieldPairs++
       const written = c.written?.get(id)
       if (written === undefined || written === null) {
-        for (const name in s.properties) tail.push(id + PROPERTY_SEP + name, JSON.stringify(s.properties[name]))
+        for (const name in s.properties) { args.push(id + PROPERTY_SEP + name, JSON.stringify(s.properties[name])); fieldPairs++ }
       } else {
         for (const name of written) {
           const p = getOwn(s.properties, name)
-          if (p !== undefined) tail.push(id + PROPERTY_SEP + name, JSON.stringify(p))
+          if (p !== undefined) { args.push(id + PROPERTY_SEP + name, JSON.stringify(p)); fieldPairs++ }
         }
       }
       const gone = c.removed?.get(id)
-      if (gone !== undefined) for (const name of gone) removed.push(id + PROPERTY_SEP + name)
+      if (gone !== undefined) for (const name of gone) (removed ??= []).push(id + PROPERTY_SEP + name)
     }
-    const fieldPairs = tail.length / 2
-    tail.push(...removed)
-    for (const a of c.alerts) tail.push(`${a.thingId}/${a.alert}`, JSON.stringify(a.record))
-    for (const h of c.history) tail.push(indexOf(k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
-    for (const f of c.feedback) tail.push(indexOf(k.logOf(f.partition)), ...encodeEntry(f.entry).filter((_, i) => i % 2 === 1))
-    const lastTs = c.history.reduce((m, h) => Math.max(m, h.ts), 0)
-    const minId = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
-    const args = [
-      String(c.partition), String(c.token), c.from, c.to,
-      String(fieldPairs), String(c.alerts.length), String(c.history.length), String(c.feedback.length),
-      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), minId, String(removed.length),
-      ...tail,
-    ]
+    args[4] = String(fieldPairs)
+    if (removed !== undefined) {
+      for (const f of removed) args.push(f)
+      args[11] = String(removed.length)
+    } else {
+      args[11] = '0'
+    }
+    for (const a of c.alerts) args.push(`${a.thingId}/${a.alert}`, JSON.stringify(a.record))
+    let lastTs = 0
+    for (const h of c.history) {
+      args.push(indexOf(k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
+      if (h.ts > lastTs) lastTs = h.ts
+    }
+    for (const f of c.feedback) {
+      const e = f.entry
+      args.push(indexOf(k.logOf(f.partition)), e.t, e.k, e.p, e.v, String(e.n), e.o, String(e.d))
+    }
+    args[10] = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
     try {
-      await this.s.commit(keys.length, ...keys, ...args)
+      await this.s.commit(keys.length, keys, args)
     } catch (err) {
       const code = runtimeCodeOf(err)
       if (code !== undefined) throw new RuntimeError(code, (err as Error).message)

@@ -42,7 +42,7 @@ const stub = {
   status: 'ready',
   on: noop,
   commit: async (...args: unknown[]): Promise<number> => {
-    for (const a of args) argBytes += typeof a === 'string' ? a.length : 0
+    for (const a of args.flat()) argBytes += typeof a === 'string' ? a.length : 0
     return 1
   },
 }

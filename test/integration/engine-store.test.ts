@@ -60,3 +60,30 @@ t.test('a batch of appends: one script call, in order, full logs refused', async
   const entries = await cmd.xrange(keys.logOf(2), '-', '+')
   t.same(entries.map(([, f]) => f[7]), ['1', '3'], 'appended in call order')
 })
+
+t.test('a commit with alerts, history, rule writes to other partitions and an outbox: every part lands where commit.lua reads it', async (t) => {
+  const aged = new RedisStore({ cmd, reader: redis.client(), sub: redis.client(), keys, partitions: 4, backlogMax: 100, historyMax: 10, historyMaxAgeMs: 1000, leaseMs: 10_000 })
+  const { held } = await aged.beat('b1', [3], new Map())
+  const token = held.get(3)!
+  const s = state(1, { x: { current: sample(1, 5000) } })
+  const record = { name: 'hot', status: 'active' as const, severity: 'warning' as const, raisedAt: 5000, occurrences: 1, ruleId: 'r' }
+  const outbox = [{ topic: 'things/a/changed/x', payload: '{"value":1}', qos: 1 as const, retain: false }]
+  await aged.commit({
+    partition: 3, token, from: '', to: '7-0',
+    states: new Map([['a', s]]), written: new Map([['a', null]]),
+    alerts: [{ thingId: 'a', alert: 'hot', record }],
+    history: [{ thingId: 'a', property: 'x', ts: 1000, value: 0, quality: 'good' }, { thingId: 'a', property: 'x', ts: 5000, value: 1, quality: 'uncertain' }],
+    feedback: [{ partition: 1, entry: { t: 'b', k: 'r', p: 'y', v: '2', n: 5000, o: '', d: 1 } }],
+    outbox,
+  })
+  t.same(JSON.parse((await cmd.hget(keys.alerts, 'a/hot'))!), record, 'alert index')
+  // The age cap (MINID 5000 - 1000) trims the older point.
+  const hist = await aged.history('a', 'x', 0, Number.POSITIVE_INFINITY, 10)
+  t.same(hist, [{ ts: 5000, value: 1, quality: 'uncertain' }], 'history appended, aged out by the last point')
+  const fed = await aged.read(new Map([[1, '']]), 10, 0)
+  t.match(fed, [{ partition: 1, entries: [{ t: 'b', k: 'r', p: 'y', v: '2', n: 5000, o: '', d: 1 }] }], 'the rule write is an entry of the target partition log')
+  const loaded = await aged.load(3)
+  t.same(loaded.outbox, [outbox], 'outbox batch')
+  t.equal(loaded.checkpoint, '7-0', 'checkpoint')
+  t.same(loaded.states.get('a'), roundTrip(s), 'state')
+})
