@@ -2,7 +2,7 @@
 // the scope; member access is limited to own properties of plain objects and
 // arrays, and every node visit is charged against a step budget.
 
-import { EngineError } from '../errors.ts'
+import { evaluationError, type EngineError } from '../errors.ts'
 import { FORBIDDEN_KEYS, isPlainObject, jsonEqual, type JsonValue } from '../json.ts'
 import type { Node } from './ast.ts'
 import { lookupFunction, typeName, type CallContext } from './functions.ts'
@@ -33,13 +33,13 @@ export class Evaluation implements CallContext {
   charge (n: number): void {
     this.steps += n
     if (this.steps > this.limits.maxSteps) {
-      throw new EngineError('ENGINE_EVAL_BUDGET', `evaluation exceeded ${this.limits.maxSteps} steps`)
+      throw evaluationError('ENGINE_EVAL_BUDGET', `evaluation exceeded ${this.limits.maxSteps} steps`)
     }
   }
 
   str (s: string): string {
     if (s.length > this.limits.maxStringLength) {
-      throw new EngineError('ENGINE_EVAL_LIMIT', `string longer than ${this.limits.maxStringLength} characters`)
+      throw evaluationError('ENGINE_EVAL_LIMIT', `string longer than ${this.limits.maxStringLength} characters`)
     }
     return s
   }
@@ -87,17 +87,17 @@ export class Evaluation implements CallContext {
       case 'call': {
         const spec = lookupFunction(node.fn)
         // Unreachable for parsed ASTs; kept so a hand-built AST cannot call out.
-        if (spec === undefined) throw new EngineError('ENGINE_EVAL_FORBIDDEN', `unknown function "${node.fn}"`)
+        if (spec === undefined) throw evaluationError('ENGINE_EVAL_FORBIDDEN', `unknown function "${node.fn}"`)
         const args = node.args.map((a) => this.eval(a))
         return spec.impl(args, this)
       }
     }
     // Exhaustive switch; a hand-built AST with an unknown kind lands here.
-    throw new EngineError('ENGINE_EVAL_TYPE', 'invalid expression node')
+    throw evaluationError('ENGINE_EVAL_TYPE', 'invalid expression node')
   }
 
   private member (obj: JsonValue, key: string): JsonValue {
-    if (FORBIDDEN_KEYS.has(key)) throw new EngineError('ENGINE_EVAL_FORBIDDEN', `forbidden member "${key}"`)
+    if (FORBIDDEN_KEYS.has(key)) throw evaluationError('ENGINE_EVAL_FORBIDDEN', `forbidden member "${key}"`)
     // Missing values propagate as null so `location.lat` on an unset property
     // is null rather than an error that would silently disable the rule.
     if (obj === null) return null
@@ -109,7 +109,7 @@ export class Evaluation implements CallContext {
   }
 
   private typeFail (message: string): never {
-    throw new EngineError('ENGINE_EVAL_TYPE', message)
+    throw evaluationError('ENGINE_EVAL_TYPE', message)
   }
 
   private binary (node: Extract<Node, { kind: 'binary' }>): JsonValue {
@@ -137,7 +137,7 @@ export class Evaluation implements CallContext {
           // Length is checked before building the string so a doubling chain
           // cannot allocate past the cap even once.
           if (len > this.limits.maxStringLength) {
-            throw new EngineError('ENGINE_EVAL_LIMIT', `string longer than ${this.limits.maxStringLength} characters`)
+            throw evaluationError('ENGINE_EVAL_LIMIT', `string longer than ${this.limits.maxStringLength} characters`)
           }
           return String(l) + String(r)
         }
@@ -160,7 +160,7 @@ function isScalar (v: JsonValue): boolean {
 }
 
 function operandError (op: string, v: JsonValue): EngineError {
-  return new EngineError('ENGINE_EVAL_TYPE', `operator "${op}" cannot be applied to ${typeName(v)}`)
+  return evaluationError('ENGINE_EVAL_TYPE', `operator "${op}" cannot be applied to ${typeName(v)}`)
 }
 
 function nums (op: string, l: JsonValue, r: JsonValue, f: (a: number, b: number) => number): number {
@@ -171,7 +171,7 @@ function nums (op: string, l: JsonValue, r: JsonValue, f: (a: number, b: number)
 
 function finite (n: number): number {
   // Infinity and NaN are not JSON; results must stay serialisable.
-  if (!Number.isFinite(n)) throw new EngineError('ENGINE_EVAL_TYPE', 'arithmetic result is not a finite number')
+  if (!Number.isFinite(n)) throw evaluationError('ENGINE_EVAL_TYPE', 'arithmetic result is not a finite number')
   return n
 }
 
@@ -180,7 +180,7 @@ function compare (op: '<' | '<=' | '>' | '>=', l: JsonValue, r: JsonValue): bool
   // so `temperature > 80` is simply not true before the first reading.
   if (l === null || r === null) return false
   if (!((typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string'))) {
-    throw new EngineError('ENGINE_EVAL_TYPE', `cannot compare ${typeName(l)} with ${typeName(r)}`)
+    throw evaluationError('ENGINE_EVAL_TYPE', `cannot compare ${typeName(l)} with ${typeName(r)}`)
   }
   switch (op) {
     case '<': return l < r

@@ -2,7 +2,7 @@
 // called: the parser rejects any other name at compile time, so there is no
 // path from an expression to a host object.
 
-import { EngineError } from '../errors.ts'
+import { evaluationError, type EngineError } from '../errors.ts'
 import { jsonEqual, type JsonValue } from '../json.ts'
 
 export interface CallContext {
@@ -19,7 +19,7 @@ interface FunctionSpec {
 }
 
 function typeError (fn: string, expected: string, got: JsonValue): EngineError {
-  return new EngineError('ENGINE_EVAL_TYPE', `${fn}() expects ${expected}, got ${typeName(got)}`)
+  return evaluationError('ENGINE_EVAL_TYPE', `${fn}() expects ${expected}, got ${typeName(got)}`)
 }
 
 export function typeName (v: JsonValue): string {
@@ -37,7 +37,7 @@ function text (fn: string, v: JsonValue): string {
   return v
 }
 function finite (fn: string, n: number): number {
-  if (!Number.isFinite(n)) throw new EngineError('ENGINE_EVAL_TYPE', `${fn}() result is not a finite number`)
+  if (!Number.isFinite(n)) throw evaluationError('ENGINE_EVAL_TYPE', `${fn}() result is not a finite number`)
   return n
 }
 // Work proportional to a string's length is charged in chunks, so a long
@@ -64,7 +64,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = Object.freeze({
       const n = num('round', a as JsonValue)
       if (d === undefined) return Math.round(n)
       const digits = num('round', d)
-      if (!Number.isInteger(digits) || digits < 0 || digits > 15) throw new EngineError('ENGINE_EVAL_TYPE', 'round() digits must be an integer 0..15')
+      if (!Number.isInteger(digits) || digits < 0 || digits > 15) throw evaluationError('ENGINE_EVAL_TYPE', 'round() digits must be an integer 0..15')
       const f = 10 ** digits
       return finite('round', Math.round(n * f) / f)
     },

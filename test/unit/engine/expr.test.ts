@@ -246,3 +246,16 @@ t.test('template compile errors point into the string and the JSON path', async 
   const huge = compileStringTemplate('${big}${big}')
   t.throws(() => renderTemplate(huge, scope()), { code: 'ENGINE_EVAL_LIMIT' })
 })
+
+t.test('evaluation errors: EngineErrors with code and message, made without a stack trace (a rule over a missing value fails on every input)', async (t) => {
+  const limit = Error.stackTraceLimit
+  let err: unknown
+  try { run('temperature + missing > 1500') } catch (e) { err = e }
+  t.ok(err instanceof EngineError && err instanceof Error)
+  t.match(err, { code: 'ENGINE_EVAL_TYPE', message: 'operator "+" cannot be applied to null' })
+  t.notMatch((err as Error).stack ?? '', /\n\s+at /, 'no stack frames captured')
+  t.equal(Error.stackTraceLimit, limit, 'the stack trace limit is restored')
+  try { run('round(1, 99)') } catch (e) { err = e }
+  t.match(err, { code: 'ENGINE_EVAL_TYPE' }, 'function errors too')
+  t.notMatch((err as Error).stack ?? '', /\n\s+at /)
+})
