@@ -72,6 +72,15 @@ export function nextDueAt (state: ThingState, def: ResolvedThing): number | unde
   return next
 }
 
+/** A new rule memory with what `m` holds (`lastEvalAt` of older releases is not carried on). */
+function copyMemory (m: RuleMemory | undefined): RuleMemory {
+  if (m === undefined) return { active: false }
+  const c: RuleMemory = { active: m.active }
+  if (m.lastScheduledAt !== undefined) c.lastScheduledAt = m.lastScheduledAt
+  if (m.lastFiredAt !== undefined) c.lastFiredAt = m.lastFiredAt
+  return c
+}
+
 /** `inPlace`: replace entries of the state's rule and alert maps instead of copying them (the caller owns the state). */
 export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass, limits: RuleLimits, inPlace = false): { state: ThingState, effects: Effect[] } {
   const effects: Effect[] = []
@@ -87,8 +96,9 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
     const byTick = pass.tick && isDue(rule, mem, pass.now)
     if (!byChange && !byTick) continue
 
-    const next: RuleMemory = { ...(mem ?? { active: false }), lastEvalAt: pass.now }
-    if (byTick) next.lastScheduledAt = pass.now
+    // The memory is replaced only when it changes (a scheduled evaluation, an
+    // edge, a firing): an evaluation with the same outcome writes nothing.
+    let next: RuleMemory | undefined = byTick ? { ...copyMemory(mem), lastScheduledAt: pass.now } : undefined
     let result: boolean
     try {
       result = truthy(evaluateExpression(rule.condition, scope, limits.expression))
@@ -97,18 +107,24 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
       effects.push({ type: 'ruleError', thingId: def.id, ruleId: rule.id, code: err.code, message: `when: ${err.message}` })
       // Edge memory is left as it was: a transient error must neither fire
       // nor reset the rule.
-      rules ??= { ...state.rules }
-      rules[rule.id] = next
+      if (next !== undefined) {
+        rules ??= { ...state.rules }
+        rules[rule.id] = next
+      }
       continue
     }
     const wasActive = mem?.active ?? false
     let fire: readonly CompiledAction[] = []
     if (result && (rule.trigger === 'level' || !wasActive)) fire = rule.actions
     else if (!result && wasActive) fire = rule.resetActions
-    next.active = result
-    if (result && fire === rule.actions && fire.length > 0) next.lastFiredAt = pass.now
-    rules ??= { ...state.rules }
-    rules[rule.id] = next
+    const fired = result && fire === rule.actions && fire.length > 0
+    if (next !== undefined || result !== wasActive || fired) {
+      next ??= copyMemory(mem)
+      next.active = result
+      if (fired) next.lastFiredAt = pass.now
+      rules ??= { ...state.rules }
+      rules[rule.id] = next
+    }
 
     for (const action of fire) {
       try {

@@ -29,6 +29,7 @@ export interface PropertyState {
 export interface RuleMemory {
   /** Condition result at the last successful evaluation (edge detection). */
   active: boolean
+  /** Written by releases before 2026-12-03 on every evaluation; no longer kept (see runRules). */
   lastEvalAt?: number
   /** Last scheduled (tick) evaluation. */
   lastScheduledAt?: number

@@ -77,7 +77,20 @@ t.test('edge trigger fires once per false->true transition; reset actions on tru
     ['alert:raised', 'publish'], [], ['alert:cleared'], ['alert:raised', 'publish'],
   ])
   t.match(state.alerts.overTemp, { status: 'active', occurrences: 2, raisedAt: 4 })
-  t.same(state.rules.hot, { active: true, lastEvalAt: 4, lastFiredAt: 4 })
+  t.same(state.rules.hot, { active: true, lastFiredAt: 4 })
+})
+
+t.test('rule memory is replaced only when the outcome changes (an evaluation with the same result writes nothing)', async (t) => {
+  const s = processInput(initialState(p1), p1, w({ temperature: 85 }), { now: 1, inPlace: true }).state
+  const fired = s.rules.hot
+  t.match(fired, { active: true, lastFiredAt: 1 })
+  processInput(s, p1, w({ temperature: 90 }), { now: 2, inPlace: true })
+  t.equal(s.rules.hot, fired, 'still true: the same memory object')
+  processInput(s, p1, w({ temperature: 70 }), { now: 3, inPlace: true })
+  t.not(s.rules.hot, fired, 'true -> false: replaced')
+  t.same(s.rules.hot, { active: false, lastFiredAt: 1 })
+  const old = { ...s, rules: { hot: { active: false, lastEvalAt: 3, lastFiredAt: 1 } } }
+  t.same(processInput(old, p1, w({ temperature: 99 }), { now: 4 }).state.rules.hot, { active: true, lastFiredAt: 4 }, 'lastEvalAt of an older release is not carried on')
 })
 
 t.test('level trigger fires on every evaluation while true', async (t) => {
@@ -136,7 +149,7 @@ t.test('rule failures are contained and reported', async (t) => {
   ])
   t.notOk(r.effects.some((e) => e.type === 'publish'))
   t.ok(r.effects.some((e) => e.type === 'stateChanged'), 'the write itself still applied')
-  t.equal(r.state.rules.divide?.active, false, 'failed evaluation leaves edge memory unchanged')
+  t.equal(r.state.rules.divide, undefined, 'failed evaluation leaves edge memory unchanged (none yet: inactive)')
 })
 
 t.test('scheduled rules run on ticks when due', async (t) => {
