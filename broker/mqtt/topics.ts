@@ -34,6 +34,8 @@ export function isReserved (topicOrFilter: string): boolean {
 /** Does `topic` match `filter`? [MQTT-4.7.2-1]: first-level wildcards never match '$' topics. */
 export function matches (filter: string, topic: string): boolean {
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false
+  // Every other topic: without splitting both (per message to a `#` subscriber, e.g. its retained burst).
+  if (filter === '#') return true
   const f = filter.split('/')
   const t = topic.split('/')
   for (let i = 0; i < f.length; i++) {

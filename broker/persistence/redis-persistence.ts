@@ -6,7 +6,8 @@ import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/codec.ts'
 import { defineScripts } from '../cluster/redis.ts'
 import { BatchSizer } from './batch-sizer.ts'
 import { filterRegExp } from './filter-regexp.ts'
-import { RetainedDelivery, type RetainedBroker } from '../mqtt/retained-delivery.ts'
+import { RetainedDelivery, type RetainedBroker, type StoredRetained } from '../mqtt/retained-delivery.ts'
+import { retainedFromFrame } from './retained-frame.ts'
 import { RetainedWrites } from './retained-writes.ts'
 import { SubscriptionIndex, type StoredSub, type SubscriptionChange } from './subscription-index.ts'
 
@@ -341,7 +342,7 @@ export class RedisPersistence {
    * here would crash the process. With Redis away, a new subscriber gets no
    * retained messages (the SUBACK already went out) and the failure is logged.
    */
-  async * retainedBatches (patterns: string[]): AsyncGenerator<BusPacket[]> {
+  async * retainedBatches (patterns: string[]): AsyncGenerator<StoredRetained[]> {
     try {
       yield * this.retainedMatching(patterns)
     } catch (err) {
@@ -357,7 +358,7 @@ export class RedisPersistence {
    * starting with a wildcard (`+/x`) may match any topic: the whole index is
    * read (topics only, a few bytes each) and only the matching messages.
    */
-  private async * retainedMatching (patterns: string[]): AsyncGenerator<BusPacket[]> {
+  private async * retainedMatching (patterns: string[]): AsyncGenerator<StoredRetained[]> {
     const exact = patterns.filter((p) => !GLOB_FREE.test(p))
     const wild = patterns.filter((p) => GLOB_FREE.test(p))
     const seen = new Set<string>()
@@ -390,7 +391,7 @@ export class RedisPersistence {
   }
 
   /** The matching messages of the index range [min, max], read a page of topics at a time. */
-  private async * retainedRange (min: string, max: string | Buffer, matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
+  private async * retainedRange (min: string, max: string | Buffer, matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<StoredRetained[]> {
     for (;;) {
       const topics = await this.redis.zrangebylex(this.keys.retainedIndex, min, max, 'LIMIT', 0, RETAINED_INDEX_PAGE)
       yield * this.retainedTopics(topics.filter(matches), seen, sizer)
@@ -401,19 +402,19 @@ export class RedisPersistence {
   }
 
   /** The messages of `topics`, one HMGET per batch. */
-  private async * retainedTopics (topics: string[], seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
+  private async * retainedTopics (topics: string[], seen: Set<string>, sizer: BatchSizer): AsyncGenerator<StoredRetained[]> {
     for (let i = 0; i < topics.length;) {
       const fields = topics.slice(i, i += sizer.next())
       const bufs = await this.redis.hmgetBuffer(this.keys.retained, ...fields)
-      const batch: BusPacket[] = []
+      const batch: StoredRetained[] = []
       let found = 0
       let bytes = 0
       for (const buf of bufs) {
         if (buf === null) continue
         found++
         bytes += buf.length
-        const p = decodeFrame(buf)
-        if (p && !seen.has(p.packet.topic)) { seen.add(p.packet.topic); batch.push(p.packet) }
+        const p = retainedFromFrame(buf)
+        if (p && !seen.has(p.topic)) { seen.add(p.topic); batch.push(p) }
       }
       sizer.saw(found, bytes)
       if (batch.length > 0) yield batch
@@ -421,20 +422,20 @@ export class RedisPersistence {
   }
 
   /** Every retained message (HSCAN), for `#`. */
-  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<BusPacket[]> {
+  private async * retainedScan (matches: (topic: string) => boolean, seen: Set<string>, sizer: BatchSizer): AsyncGenerator<StoredRetained[]> {
     let cursor = '0'
     do {
       const [next, flat] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', sizer.next())
       cursor = next.toString()
-      const batch: BusPacket[] = []
+      const batch: StoredRetained[] = []
       let bytes = 0
       // Only for `#`, which matches all but $-topics: decoded first, no field is read twice.
       for (let i = 1; i < flat.length; i += 2) {
         bytes += flat[i - 1].length + flat[i].length
-        const p = decodeFrame(flat[i])
-        if (p === null || !matches(p.packet.topic)) continue
-        seen.add(p.packet.topic)
-        batch.push(p.packet)
+        const p = retainedFromFrame(flat[i])
+        if (p === null || !matches(p.topic)) continue
+        seen.add(p.topic)
+        batch.push(p)
       }
       sizer.saw(flat.length / 2, bytes)
       if (batch.length > 0) yield batch
@@ -630,9 +631,9 @@ export function literalPrefix (filter: string): string {
   return i <= 0 ? '' : levels.slice(0, i).join('/') + '/'
 }
 
-/** One packet at a time, as aedes' retained stream. */
-async function * packets (batches: AsyncIterable<BusPacket[]>): AsyncGenerator<Packet> {
-  for await (const batch of batches) for (const p of batch) yield toPacket(p)
+/** One packet at a time, as aedes' retained stream (aedes sets the retain flag itself). */
+async function * packets (batches: AsyncIterable<StoredRetained[]>): AsyncGenerator<{ cmd: 'publish', topic: string, payload: Buffer, qos: 0 | 1 | 2 }> {
+  for await (const batch of batches) for (const p of batch) yield { cmd: 'publish', topic: p.topic, payload: p.payload, qos: p.qos }
 }
 
 function packetKey (p: { brokerId: string, brokerCounter: number }): string {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { encodeFrame, type BusPacket } from '../../broker/cluster/codec.ts'
+import { encodeFrame } from '../../broker/cluster/codec.ts'
+import type { StoredRetained } from '../../broker/mqtt/retained-delivery.ts'
 import { createKeys } from '../../broker/cluster/keys.ts'
 import { RedisPersistence } from '../../broker/persistence/redis-persistence.ts'
 import { startRedis } from '../helpers/redis.ts'
@@ -22,13 +23,13 @@ async function store (topics: string[], size: number): Promise<void> {
   }
 }
 
-async function batchesOf (filters: string[]): Promise<BusPacket[][]> {
-  const out: BusPacket[][] = []
+async function batchesOf (filters: string[]): Promise<StoredRetained[][]> {
+  const out: StoredRetained[][] = []
   for await (const b of persistence.retainedBatches(filters)) out.push(b)
   return out
 }
 
-const bytes = (batch: BusPacket[]): number => batch.reduce((n, p) => n + p.payload.length, 0)
+const bytes = (batch: StoredRetained[]): number => batch.reduce((n, p) => n + p.payload.length, 0)
 
 t.test('large messages: every batch after the first holds about 256 KiB, all messages arrive once', async (t) => {
   await store(Array.from({ length: 300 }, (_, i) => `big/${i}`), 64 * 1024)

@@ -21,6 +21,7 @@ t.test('matching follows MQTT 4.7', async (t) => {
   t.ok(matches('a/+', 'a/'), '+ matches an empty level')
   t.ok(matches('+/+', '/x'))
   t.notOk(matches('#', '$SYS/x'), 'first-level # never matches $ topics [MQTT-4.7.2-1]')
+  for (const topic of ['a', 'a/b/c', '/', 'a//b', 'line\nbreak']) t.ok(matches('#', topic), `# matches ${topic}`)
   t.notOk(matches('+/x', '$SYS/x'))
   t.ok(matches('$SYS/#', '$SYS/x'))
   t.notOk(matches('a/+', 'a/b/c'))
