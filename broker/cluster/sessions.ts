@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis'
 import type { Keys } from './keys.ts'
 import { ThingmeshError } from '../errors.ts'
+import { ClaimBatch } from './claim-batch.ts'
 
 interface Scripted {
-  claimSession(...args: string[]): Promise<[number, string, number]>
+  claimSessions(...args: string[]): Promise<Array<number | string>>
   releaseSession(...args: string[]): Promise<number>
 }
 
@@ -48,14 +49,24 @@ export class SessionRegistry {
    * so the notice can come first; forgotten, it cost a full takeoverWaitMs.
    */
   private readonly released = new Map<string, { epoch: number, at: number }>()
+  /** The claims of an event-loop turn, in one script call. */
+  private readonly claims: ClaimBatch
 
   constructor (private readonly redis: Redis, private readonly keys: Keys, private readonly brokerId: string) {
     this.r = redis as unknown as Scripted
+    // Claims come batched (claim-batch.ts): auto-pipelining would only add a
+    // pipeline, a promise and closures per call on top.
+    const options = redis.options as { autoPipeliningIgnoredCommands?: string[] }
+    options.autoPipeliningIgnoredCommands = [...(options.autoPipeliningIgnoredCommands ?? []), 'claimSessions']
+    const k = keys
+    this.claims = new ClaimBatch((pairs) => this.r.claimSessions(k.owners, k.epoch, k.gone, k.wills, k.sessions, k.subClients, k.subVersion,
+      k.controlChannel, k.prefix, brokerId, ...pairs))
   }
 
   /**
    * Claims the client id and does the rest of the CONNECT's session work in
-   * the same script (lua/claimSession-12.lua): the client's earlier will is
+   * the same script (lua/claimSessions-7.lua, one call for the claims of an
+   * event-loop turn): the client's earlier will is
    * deleted, its session is no longer one to expire, and a clean claim
    * discards the previous session's subscriptions, queue and inbound QoS 2
    * state [MQTT-3.1.2-6]. The persistence is told (RedisPersistence
@@ -67,12 +78,9 @@ export class SessionRegistry {
    * answers any failed claim with CONNACK 3, server unavailable.
    */
   async claim (clientId: string, persistent: boolean): Promise<Claim> {
-    const k = this.keys
     let epoch: number, prev: string, subsVersion: number
     try {
-      [epoch, prev, subsVersion] = await this.r.claimSession(k.owners, k.epoch, k.gone, k.wills, k.sessions,
-        k.subsOf(clientId), k.subClients, k.subVersion, k.queueOf(clientId), k.queuedPacketsOf(clientId), k.inflightOf(clientId), k.incomingOf(clientId),
-        clientId, this.brokerId, k.controlChannel, persistent ? '1' : '0', k.prefix)
+      [epoch, prev, subsVersion] = await this.claims.claim(clientId, persistent)
     } catch (err) {
       if (!isFencedReply(err)) throw err
       throw new ThingmeshError('BROKER_FENCED', `this node (${this.brokerId}) was declared dead by the cluster; session claim refused`, { brokerId: this.brokerId })

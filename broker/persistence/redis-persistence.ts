@@ -107,7 +107,7 @@ export class RedisPersistence {
   private retainedDelivery: RetainedDelivery | null = null
   private readonly dropReports = new DropReports(DROP_REPORT_MS, (clientId, n) => this.opts.onDropReport?.(clientId, n))
   /**
-   * Connections whose session claim (cluster/lua/claimSession-12.lua) did the
+   * Connections whose session claim (cluster/lua/claimSessions-7.lua) did the
    * CONNECT's session work, by client id, until aedes has asked for each part
    * (delWill; for a clean session also cleanSubscriptions and cleanIncoming),
    * which is answered without Redis. Entries leave as the CONNECT goes on or

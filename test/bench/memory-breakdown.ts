@@ -19,6 +19,9 @@
  *                    the allocating stacks, bytes per connection
  *   MEM_ALLOC_GROUPS=emptyQueue,eos  with MEM_ALLOC: also the bytes per connection of all stacks
  *                    holding each of these function names or files (a stack may count in several)
+ *   MEM_ALLOC_OLD=1  with MEM_ALLOC: leave out what the young generation's scavenges collected, so
+ *                    the sites listed are what got promoted (live, or old-space garbage that only a
+ *                    full GC frees: the part of the connect's garbage that stays resident)
  *   MEM_WATCH=1,5,15  seconds after the last CONNACK at which RSS is read without forcing a GC
  *                    (default 1, the bench's wait)
  *   MEM_BASELINE_WAIT=30  seconds the fresh broker idles before the baseline (default 2)
@@ -381,7 +384,7 @@ try {
   const rss0gc = rssKb(broker.pid)
   const maps0 = mappings(broker.pid)
   const load = loadavg().map((l) => l.toFixed(2)).join(' ')
-  if (process.env.MEM_ALLOC) await insp.send('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+  if (process.env.MEM_ALLOC) await insp.send('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !process.env.MEM_ALLOC_OLD })
   const cpu0 = cpuMs(broker.pid)
   const t0 = Date.now()
   const sockets = await openIdle(broker.port, N)
@@ -419,7 +422,7 @@ try {
   if (alloc) {
     const sites = allocationSites(alloc, Number(process.env.MEM_ALLOC_DEPTH ?? 3))
     const total = sites.reduce((a, [, v]) => a + v, 0)
-    console.log(`  allocated while connecting (sampled, garbage included): ${(total / N / 1024).toFixed(1)} KB per connection; top sites:`)
+    console.log(`  allocated while connecting (sampled, ${process.env.MEM_ALLOC_OLD ? 'promoted only: live or old-space garbage' : 'garbage included'}): ${(total / N / 1024).toFixed(1)} KB per connection; top sites:`)
     for (const [k, v] of sites.slice(0, 40)) console.log(`    ${(v / N).toFixed(0).padStart(6)} B  ${k}`)
     const groups = (process.env.MEM_ALLOC_GROUPS ?? '').split(',').filter(Boolean)
     if (groups.length > 0) {

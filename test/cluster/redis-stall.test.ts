@@ -39,12 +39,12 @@ async function startTrapProxy (targetPort: number, trap: (chunk: Buffer) => bool
 // The crash, deterministically: aedes' CONNECT handler runs
 // `persistence.delWill(client).finally(...)`, and the promise .finally()
 // returns rejects like delWill; aedes never handles it. The old will is now
-// deleted by the CONNECT's session claim (claimSession-12.lua), so here the
+// deleted by the CONNECT's session claim (claimSessions-7.lua), so here the
 // Redis link goes silent exactly when that script is sent: it fails with
 // "Command timed out", and neither it nor anything after it may go unhandled.
 t.test('Redis silent while a CONNECT claims its session and deletes the old will: the node survives and recovers', async (t) => {
   const r = await startRedis()
-  const lua = readFileSync(new URL('../../broker/cluster/lua/claimSession-12.lua', import.meta.url), 'utf8')
+  const lua = readFileSync(new URL('../../broker/cluster/lua/claimSessions-7.lua', import.meta.url), 'utf8')
   const sha = createHash('sha1').update(lua).digest('hex')
   const victimId = 'stall-trap-victim'
   const proxy = await startTrapProxy(r.port, (chunk) => {

@@ -9,7 +9,7 @@ import type { SubscriptionChange } from '../../broker/persistence/subscription-i
 import { startRedis } from '../helpers/redis.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-// A CONNECT's session claim (broker/cluster/lua/claimSession-12.lua) also
+// A CONNECT's session claim (broker/cluster/lua/claimSessions-7.lua) also
 // does the session work aedes asks the persistence for later in the CONNECT
 // (issue 8: one round trip instead of five). These pin down what it writes,
 // and that the persistence answers aedes' calls without Redis only for the
@@ -152,4 +152,27 @@ t.test('after the claim, aedes\' CONNECT calls are answered without Redis, for t
   await s.redis.hset(s.keys.incomingOf(id), '4', 'x')
   await s.persistence.cleanIncoming(mine)
   t.equal(await s.redis.exists(s.keys.incomingOf(id)), 0, 'after its close, nothing is answered from the claim')
+})
+
+t.test('the claims of one event-loop turn go in one script call, in order, each caller getting its own result', async (t) => {
+  const s = await setup('cs-batch')
+  const scripted = s.redis as unknown as { claimSessions(...a: string[]): Promise<unknown> }
+  const run = scripted.claimSessions.bind(s.redis)
+  const calls: string[][] = []
+  scripted.claimSessions = (...a: string[]) => { calls.push(a); return run(...a) }
+  await leaveSession(s, 'b-old')
+  const [first, second, other, old] = await Promise.all([
+    s.sessions.claim('b-same', false),
+    s.sessions.claim('b-same', true),
+    s.sessions.claim('b-other', false),
+    s.sessions.claim('b-old', false),
+  ])
+  t.equal(calls.length, 1, 'one script call')
+  t.equal(first.previous, null)
+  t.same(second.previous, { brokerId: LIVE, epoch: first.epoch, released: false, persistent: false }, 'a later claim of the same id in the call replaces the earlier one')
+  t.ok(first.epoch < second.epoch && second.epoch < other.epoch && other.epoch < old.epoch, 'epochs in call order')
+  t.same([first.subsVersion, second.subsVersion, other.subsVersion], [0, 0, 0])
+  t.ok(old.subsVersion > 0, 'only the id with stored subscriptions changed the index')
+  t.equal(await s.redis.hget(s.keys.owners, 'b-same'), `${LIVE}|${second.epoch}|up|1`)
+  t.equal(await s.redis.hget(s.keys.owners, 'b-other'), `${LIVE}|${other.epoch}|up|0`)
 })

@@ -4,7 +4,7 @@
   proves those writes (acknowledgements, queue updates) are applied: a new
   holder waiting on the notice may now read the session.
 
-  Not refused for a broker in `gone` (unlike claimSession): it changes only
+  Not refused for a broker in `gone` (unlike claimSessions): it changes only
   the caller's own record, matched by brokerId and epoch, so it never touches
   a live holder; refused, a dead incarnation's clean-session entry would stay
   in `owners` for good. Its notice is still true: that connection is over.
