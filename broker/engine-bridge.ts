@@ -76,11 +76,12 @@ function directPublisher (route: DirectRoute, viaBroker: EngineBridgeOptions['pu
       return p
     }
     const packet: DirectPacket = { cmd: 'publish', brokerId: broker.id, brokerCounter: ++broker.counter, topic: m.topic, payload, qos: m.qos, retain: m.retain, dup: false, messageId: undefined }
-    return new Promise<void>((resolve, reject) => {
-      const emitted = (err?: Error | null): void => { if (err) reject(err); else resolve() }
-      if (!packet.retain) { broker.mq.emit(packet, emitted); return }
-      broker.persistence.storeRetained(packet).then(() => { broker.mq.emit(packet, emitted) }, reject)
-    })
+    // Inline closures only: tsx keeps the names of named ones with an
+    // Object.defineProperty per creation (docs/engine.md, 2026-12-02).
+    if (!packet.retain) return new Promise<void>((resolve, reject) => { broker.mq.emit(packet, (err?: Error | null) => { if (err) reject(err); else resolve() }) })
+    return broker.persistence.storeRetained(packet).then(() => new Promise<void>((resolve, reject) => {
+      broker.mq.emit(packet, (err?: Error | null) => { if (err) reject(err); else resolve() })
+    }))
   }
 }
 

@@ -394,23 +394,26 @@ export class ThingEngine implements EngineApi {
    */
   private ackPublished (part: Part): Promise<void> {
     if (part.acking !== null) return part.acking
-    if (part.toAck === 0) return RESOLVED
-    const next = (): Promise<void> => {
-      const n = part.toAck
-      if (n === 0 || part.status === 'dead') { part.acking = null; return RESOLVED }
-      part.toAck = 0
-      return this.store.ackOutbox(part.partition, part.token, n).then(() => {
-        part.publishLag -= n
-        return next()
-      }, (err: Error) => {
-        part.acking = null
-        if (part.status === 'dead') return
-        this.log.warn({ event: 'engine.publish_failed', partition: part.partition, err: err.message }, 'could not remove published effects from the outbox; reloading the partition')
-        if (this.parts.get(part.partition) === part) this.drop(part.partition, 'outbox ack failed')
-      })
-    }
-    part.acking = next()
+    // So the first ackNext sends (it clears `acking` only from a callback).
+    if (part.toAck === 0 || this.isDead(part)) return RESOLVED
+    part.acking = this.ackNext(part)
     return part.acking
+  }
+
+  /** One removal of everything routed so far, then the next if more was routed meanwhile; clears `acking` when done. */
+  private ackNext (part: Part): Promise<void> {
+    const n = part.toAck
+    if (n === 0 || part.status === 'dead') { part.acking = null; return RESOLVED }
+    part.toAck = 0
+    return this.store.ackOutbox(part.partition, part.token, n).then(() => {
+      part.publishLag -= n
+      return this.ackNext(part)
+    }, (err: Error) => {
+      part.acking = null
+      if (part.status === 'dead') return
+      this.log.warn({ event: 'engine.publish_failed', partition: part.partition, err: err.message }, 'could not remove published effects from the outbox; reloading the partition')
+      if (this.parts.get(part.partition) === part) this.drop(part.partition, 'outbox ack failed')
+    })
   }
 
   private publishBudget = PUBLISH_PER_TURN

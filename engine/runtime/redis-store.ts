@@ -56,6 +56,13 @@ function stateHead (s: ThingState): string {
   return JSON.stringify({ v: s.v, thingId: s.thingId, seq: s.seq, rules: s.rules, alerts: s.alerts, shadow: s.shadow })
 }
 
+/** The 1-based KEYS index of `key` in a script call's keys, added on first use. */
+function keyNumber (keys: string[], index: Map<string, number>, key: string): string {
+  let i = index.get(key)
+  if (i === undefined) { keys.push(key); i = keys.length; index.set(key, i) }
+  return String(i)
+}
+
 /** `eng:defs:applied` field of a node's write id, next to its version (broker ids are node ids: no '#'). */
 const APPLIED_ID_SUFFIX = '#id'
 
@@ -206,11 +213,6 @@ export class RedisStore implements EngineStore {
     const k = this.k
     const keys = [k.leases, k.checkpoints, k.stateOf(c.partition), k.outboxOf(c.partition), k.logOf(c.partition), k.alerts]
     const keyIndex = new Map<string, number>()
-    const indexOf = (key: string): string => {
-      let i = keyIndex.get(key)
-      if (i === undefined) { keys.push(key); i = keys.length; keyIndex.set(key, i) }
-      return String(i)
-    }
     // ARGV in one array, written in order (see lua/commit.lua); the counts
     // and the history age cap are filled in once known.
     const args: string[] = [
@@ -249,12 +251,12 @@ export class RedisStore implements EngineStore {
     for (const a of c.alerts) args.push(`${a.thingId}/${a.alert}`, JSON.stringify(a.record))
     let lastTs = 0
     for (const h of c.history) {
-      args.push(indexOf(k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
+      args.push(keyNumber(keys, keyIndex, k.historyOf(h.thingId, h.property)), `${h.ts}-*`, JSON.stringify({ value: h.value, quality: h.quality }))
       if (h.ts > lastTs) lastTs = h.ts
     }
     for (const f of c.feedback) {
       const e = f.entry
-      args.push(indexOf(k.logOf(f.partition)), e.t, e.k, e.p, e.v, String(e.n), e.o, String(e.d))
+      args.push(keyNumber(keys, keyIndex, k.logOf(f.partition)), e.t, e.k, e.p, e.v, String(e.n), e.o, String(e.d))
     }
     args[10] = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
     try {
