@@ -85,6 +85,8 @@ export class ClusterRuntime {
     this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
+      // The bus batches per turn and target itself (cluster/bus.ts).
+      direct: ['busPublish', 'publish'],
       onUp: () => metrics.redisUp.set(1),
       onDown: () => metrics.redisUp.set(0),
     })

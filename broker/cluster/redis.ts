@@ -13,6 +13,16 @@ export interface RedisConnectionOptions {
   stallMs?: number
   onUp?: () => void
   onDown?: () => void
+  /**
+   * Commands written to the socket when called instead of through ioredis'
+   * auto-pipeline, which defers each command by a setImmediate (a whole loop
+   * turn later) and lets one pipeline out at a time (the next waits for the
+   * previous one's replies). For callers that batch on their own (the bus:
+   * one command per turn per target node) it only added latency and a
+   * pipeline object per command (ioredis copies every defined script onto
+   * each one).
+   */
+  direct?: string[]
 }
 
 type Sent = { promise: Promise<unknown>, name: string, pipelineIndex?: number }
@@ -65,6 +75,7 @@ export function connectRedis (opts: RedisConnectionOptions): Redis {
     commandTimeout: subscriber ? undefined : opts.commandTimeoutMs,
     connectTimeout: Math.max(1000, opts.commandTimeoutMs),
     enableAutoPipelining: !subscriber,
+    autoPipeliningIgnoredCommands: opts.direct ?? [],
     retryStrategy: (times) => Math.min(50 * times, 500),
     keepAlive: 1000,
     noDelay: true,
