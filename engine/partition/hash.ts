@@ -8,6 +8,17 @@ const encoder = new TextEncoder()
 
 export function fnv1a32 (text: string): number {
   let h = 0x811c9dc5
+  // Thing ids are ASCII (engine/model/schema.ts), whose UTF-8 bytes are the
+  // char codes: hashed without encoding (a Uint8Array per device write).
+  let i = 0
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) break
+    h ^= c
+    h = Math.imul(h, 0x01000193)
+  }
+  if (i === text.length) return h >>> 0
+  h = 0x811c9dc5
   for (const b of encoder.encode(text)) {
     h ^= b
     // Multiply by the FNV prime 16777619 within 32 bits.

@@ -29,6 +29,17 @@ t.test('partitionOf is a stable FNV-1a hash', async (t) => {
   t.ok(Math.max(...c) < 625 * 1.2 && Math.min(...c) > 625 * 0.8, `spread ${c.join(',')}`)
 })
 
+t.test('fnv1a32: the ASCII fast path hashes the UTF-8 bytes like the general one', async (t) => {
+  const reference = (text: string): number => {
+    let h = 0x811c9dc5
+    for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193)
+    return h >>> 0
+  }
+  for (const id of ['s1', 'pump-17', 'A.b:c_d-9', '\u007f', 'é', 'pump-é', 'x\u00ffy', '温度', '\ud83d\ude00', 'a\ud800b']) {
+    t.equal(fnv1a32(id), reference(id), JSON.stringify(id))
+  }
+})
+
 t.test('initial assignment is balanced and deterministic', async (t) => {
   const a = assignPartitions(64, ['n3', 'n1', 'n2'])
   assertBalanced(t, a, ['n1', 'n2', 'n3'], 'initial')
