@@ -68,11 +68,15 @@ export class ClusterRuntime {
    */
   private readonly foreignClaims = new Map<string, { epoch: number, at: number }>()
   /**
-   * One 'close' listener for every claiming connection (aedes sets
-   * `conn.client`), not a closure and a once-wrapper per client (issue 8:
-   * ~0.25 KB of each idle connection).
+   * Connections with a claim that aedes has not registered yet. aedes reports
+   * a close only for registered clients: one that goes away during CONNECT
+   * (takeover wait, will store) would keep its claim, so these are looked at
+   * on every heartbeat until registered (node.ts: clientRegistered). A
+   * 'close' listener per connection did the same, but grew every socket's
+   * listener array for good (issue 8: ~0.15 KB per idle connection; before,
+   * a closure and a once-wrapper, ~0.25 KB more).
    */
-  private readonly onConnClose = closeListener(this)
+  private readonly connecting = new Set<AedesClient>()
 
   constructor (
     private readonly config: NodeConfig,
@@ -85,8 +89,8 @@ export class ClusterRuntime {
     this.busChannel = this.keys.busOf(brokerId)
     this.cmd = connectRedis({
       url, name: `thingmesh:${config.nodeId}:cmd`, commandTimeoutMs: config.redisCommandTimeoutMs, log,
-      // The bus batches per turn and target itself (cluster/bus.ts).
-      direct: ['busPublish', 'publish'],
+      // The bus batches per turn and target itself (cluster/bus.ts), the session claims per turn (cluster/claim-batch.ts).
+      direct: ['busPublish', 'publish', 'claimSessions'],
       onUp: () => metrics.redisUp.set(1),
       onDown: () => metrics.redisUp.set(0),
     })
@@ -206,7 +210,7 @@ export class ClusterRuntime {
     this.metrics.redisRtt.observe(Number(process.hrtime.bigint() - started) / 1e9)
     // A reaper may die half way through a dead node's wills; every node
     // finishes such leftovers on its own heartbeat.
-    this.reapTimer = setInterval(() => { void this.reapDead(); this.trimBusLog() }, this.config.heartbeatMs)
+    this.reapTimer = setInterval(() => { void this.reapDead(); this.trimBusLog(); this.sweepConnecting() }, this.config.heartbeatMs)
     this.reapTimer.unref()
     if (this.config.sessionExpirySec > 0) {
       this.expiryTimer = setInterval(() => { void this.expireSessions() }, Math.max(this.config.heartbeatMs, 1000))
@@ -218,12 +222,10 @@ export class ClusterRuntime {
   sessionHooks (): SessionHooks {
     return {
       claim: async (client) => {
-        // aedes reports a close only for registered clients: one that goes
-        // away during CONNECT (claim, takeover wait) would keep its claim.
-        client.conn.on('close', this.onConnClose)
         const claim = await this.sessions.claim(client.id, !client.clean)
         const state = stateOf(client)
         state.epoch = claim.epoch
+        this.connecting.add(client)
         if (client.closed || client.conn.destroyed) {
           this.clientClosed(client)
           throw new Error('connection closed during CONNECT')
@@ -243,13 +245,23 @@ export class ClusterRuntime {
           const how = await this.sessions.waitReleased(client.id, prev.epoch, this.config.takeoverWaitMs, { brokerId: prev.brokerId, staleAfterMs: 1.5 * this.config.heartbeatMs })
           if (how === 'timeout') this.log.warn({ event: 'session.takeover_timeout', clientId: client.id, previous: prev.brokerId }, 'previous node did not release the session in time; continuing')
           else if (how === 'holder-dead') this.log.info({ event: 'session.takeover_from_dead', clientId: client.id, previous: prev.brokerId }, 'previous node stopped beating; taking the session over at once')
+          if (client.closed || client.conn.destroyed) {
+            this.clientClosed(client)
+            throw new Error('connection closed during CONNECT')
+          }
         }
       },
     }
   }
 
+  /** aedes registered the client: from here its close is reported by aedes. */
+  clientRegistered (client: AedesClient): void {
+    this.connecting.delete(client)
+  }
+
   /** A local connection ended (any reason): release the client id once its writes are in Redis. */
   clientClosed (client: AedesClient): void {
+    this.connecting.delete(client)
     const { epoch } = stateOf(client)
     if (epoch === 0 || this.fenced || this.released.has(client)) return
     this.released.add(client)
@@ -284,6 +296,11 @@ export class ClusterRuntime {
     this.stopTimers()
     await this.membership?.stop()
     if (!this.fenced) await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
+  }
+
+  /** Claims of connections that closed before aedes registered them are released (see `connecting`). */
+  private sweepConnecting (): void {
+    for (const c of this.connecting) if (c.closed || c.conn.destroyed) this.clientClosed(c)
   }
 
   private stopTimers (): void {
@@ -478,6 +495,8 @@ export class ClusterRuntime {
     this.metrics.takeovers.inc()
     this.log.info({ event: 'session.taken_over', clientId: client.id, why, code: 'BROKER_SESSION_TAKEN_OVER' }, 'client id connected elsewhere; closing here')
     client.close()
+    // Not registered yet, so aedes will not report the close: release now (the winner may wait for it).
+    if (this.connecting.has(client)) this.clientClosed(client)
   }
 
   /** [issue 3 defect 14] sessions of clients that never return do not grow without bound. */
@@ -516,13 +535,6 @@ export class ClusterRuntime {
     } finally {
       this.reaping = false
     }
-  }
-}
-
-/** The shared 'close' listener of claiming connections (`this` is the connection; aedes set `conn.client`). */
-function closeListener (runtime: ClusterRuntime): (this: { client?: AedesClient }) => void {
-  return function connClosed (this: { client?: AedesClient }): void {
-    if (this.client !== undefined) runtime.clientClosed(this.client)
   }
 }
 

@@ -140,6 +140,9 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
   } as never)
   ;(broker as unknown as Record<symbol, boolean>)[THINGMESH_BROKER] = true
 
+  broker.on('client', (client) => {
+    cluster?.clientRegistered(client as unknown as AedesClient)
+  })
   broker.on('clientDisconnect', (client) => {
     cluster?.clientClosed(client as unknown as AedesClient)
   })

@@ -49,15 +49,15 @@ export class SessionRegistry {
    * so the notice can come first; forgotten, it cost a full takeoverWaitMs.
    */
   private readonly released = new Map<string, { epoch: number, at: number }>()
-  /** The claims of an event-loop turn, in one script call. */
+  /**
+   * The claims of an event-loop turn, in one script call: on a node's
+   * connection one it sends directly (connectRedis `direct`), as ioredis'
+   * auto-pipelining would add a pipeline, a promise and closures per call.
+   */
   private readonly claims: ClaimBatch
 
   constructor (private readonly redis: Redis, private readonly keys: Keys, private readonly brokerId: string) {
     this.r = redis as unknown as Scripted
-    // Claims come batched (claim-batch.ts): auto-pipelining would only add a
-    // pipeline, a promise and closures per call on top.
-    const options = redis.options as { autoPipeliningIgnoredCommands?: string[] }
-    options.autoPipeliningIgnoredCommands = [...(options.autoPipeliningIgnoredCommands ?? []), 'claimSessions']
     const k = keys
     this.claims = new ClaimBatch((pairs) => this.r.claimSessions(k.owners, k.epoch, k.gone, k.wills, k.sessions, k.subClients, k.subVersion,
       k.controlChannel, k.prefix, brokerId, ...pairs))
