@@ -120,8 +120,11 @@ async function latency (b: BrokerUnderTest): Promise<void> {
   let received = 0
   let resolveDone = (): void => {}
   const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  // The first WARMUP messages (JIT, first Redis commands) are kept apart: WARMUP=500.
+  const warmup = Number(process.env.WARMUP ?? 0)
+  const warmHist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
   sub.on('message', (_t, payload) => {
-    hist.recordValue(Math.max(1, Math.round((performance.now() - payload.readDoubleBE(0)) * 1000)))
+    ;(received < warmup ? warmHist : hist).recordValue(Math.max(1, Math.round((performance.now() - payload.readDoubleBE(0)) * 1000)))
     if (++received >= total) resolveDone()
   })
   // TAP=1: a pattern subscriber on every node's bus channel timestamps each
@@ -147,6 +150,8 @@ async function latency (b: BrokerUnderTest): Promise<void> {
   const cpu = cpuPercent(before, cpuSample(pidsOf(b)))
   const p = (q: number): string => (hist.getValueAtPercentile(q) / 1000).toFixed(3)
   console.log(`${b.name} ${SAME ? 'same-node' : 'cross-node'} latency at ${RATE}/s${NODELAY ? ' (bench sockets noDelay)' : ''}: p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} max ${(hist.maxValue / 1000).toFixed(3)} ms, lost ${total - received}`)
+  if (warmup > 0) console.log(`  first ${warmup}: p50 ${(warmHist.getValueAtPercentile(50) / 1000).toFixed(3)} p99 ${(warmHist.getValueAtPercentile(99) / 1000).toFixed(3)} max ${(warmHist.maxValue / 1000).toFixed(3)} ms (not in the figures above)`)
+  warmHist.destroy()
   if (tap) {
     const tp = (q: number): string => (tapHist.getValueAtPercentile(q) / 1000).toFixed(3)
     console.log(`  bench -> first node -> Redis -> tap: p50 ${tp(50)} p90 ${tp(90)} p99 ${tp(99)} ms (${tapHist.totalCount} batches)`)
