@@ -23,7 +23,16 @@ export interface WriteProbeResult {
  */
 const STUCK_MS = 3000
 
-export function startWriteProbe (connect: () => Redis, prefix: string, everyMs = 10, maxMs = 300_000, verifier?: () => Promise<Redis>): { stop(aroundMs: number): Promise<WriteProbeResult> } {
+/**
+ * With `confirm`, a write counts as acknowledged only once a Redis WAIT after
+ * it saw `replicas` replicas within `timeoutMs` (what `--redis-wait-replicas`
+ * does for the broker); an unconfirmed write counts as refused. Without it, a
+ * SET's own reply is the acknowledgement: asynchronous replication, whose
+ * loss on a primary kill is the replication lag at that moment.
+ */
+export interface ProbeConfirm { replicas: number, timeoutMs: number }
+
+export function startWriteProbe (connect: () => Redis, prefix: string, everyMs = 10, maxMs = 300_000, verifier?: () => Promise<Redis>, confirm?: ProbeConfirm): { stop(aroundMs: number): Promise<WriteProbeResult> } {
   const ackedAt: Array<[number, number]> = []
   let failed = 0
   let i = 0
@@ -48,7 +57,14 @@ export function startWriteProbe (connect: () => Redis, prefix: string, everyMs =
     const n = ++i
     const gen = generation
     inflight++
-    redis.set(`${prefix}${n}`, String(n)).then(() => { ackedAt.push([n, Date.now()]); lastProgress = Date.now() }, () => { if (gen === generation) failed++ }).finally(() => { if (gen === generation) inflight-- })
+    const client = redis
+    const write = client.set(`${prefix}${n}`, String(n))
+    const acked = confirm
+      ? write.then(() => client.call('WAIT', confirm.replicas, confirm.timeoutMs)).then((seen) => {
+        if (Number(seen) < confirm.replicas) throw new Error(`WAIT saw ${String(seen)} replicas`)
+      })
+      : write
+    acked.then(() => { ackedAt.push([n, Date.now()]); lastProgress = Date.now() }, () => { if (gen === generation) failed++ }).finally(() => { if (gen === generation) inflight-- })
   }, everyMs)
   return {
     async stop (aroundMs) {
