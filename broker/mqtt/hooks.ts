@@ -249,8 +249,7 @@ export function createHooks (ctx: HooksContext) {
     // Repeats come from overlapping filters, and for persistent sessions from
     // a queue replay racing live delivery (see persistence deliveredLive).
     if ((n > 1 || !client.clean) && packet.brokerId && !firstDelivery(stateOf(client), `${packet.brokerId}:${packet.brokerCounter}`)) return null
-    metrics.messagesOut.inc()
-    metrics.bytesOut.inc(packet.payload.length)
+    metrics.countOut(packet.payload.length)
     // [MQTT-3.8.4-6] [MQTT-3.3.5-1] delivered at the lower of published and granted QoS.
     if (granted >= 0 && packet.qos > granted) return { ...packet, qos: granted }
     return packet
