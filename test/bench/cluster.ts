@@ -207,10 +207,29 @@ function connectPacket (clientId: string): Buffer {
   return Buffer.concat([Buffer.from([0x10, body.length]), body])
 }
 
+/**
+ * RSS once a freshly started broker stopped growing on its own (start-up
+ * compilation, first heap growth, a cluster node's first heartbeats): less
+ * than 256 KB of change over 500 ms, at most 5 s. Taken right at start, that
+ * settling was counted as connection memory (about 1 KB per connection for
+ * 10,000 on a cluster node).
+ */
+async function settledRssKb (pid: number): Promise<number> {
+  let last = rssKb(pid)
+  const until = Date.now() + 5000
+  while (Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const now = rssKb(pid)
+    if (Math.abs(now - last) < 256) return now
+    last = now
+  }
+  return last
+}
+
 /** Idle connections are raw sockets: an MQTT.js client each would exhaust the bench process first. */
 async function memory (b: BrokerUnderTest): Promise<Figure> {
   const pid = b.pids[0]
-  const before = rssKb(pid)
+  const before = await settledRssKb(pid)
   const sockets: Socket[] = []
   let failed = 0
   const open = (i: number): Promise<void> => new Promise((resolve) => {
