@@ -191,8 +191,7 @@ export function createHooks (ctx: HooksContext) {
 
     published (packet: { topic: string, qos: number, messageId?: number, payload: Buffer }, client: (AedesClient & { conn: import('node:stream').Duplex }) | null, cb: (err?: Error | null) => void): void {
       if (client) {
-        metrics.messagesIn.inc({ qos: String(packet.qos) })
-        metrics.bytesIn.inc(packet.payload.length)
+        metrics.countIn(packet.qos, packet.payload.length)
         if (ctx.ingest) {
           ctx.ingest(packet, client).then(() => {
             if (packet.qos === 1 && packet.messageId !== undefined) releasePuback(client, packet.messageId)

@@ -34,3 +34,16 @@ t.test('a direct get() (the LoadSampler reads the counter so) sees pending deliv
   t.same((await m.messagesOut.get()).values.map((v) => v.value), [2])
   t.same((await m.bytesOut.get()).values.map((v) => v.value), [7])
 })
+
+t.test('publishes received are counted by QoS, exact at every read', async (t) => {
+  const m = createMetrics()
+  for (let i = 0; i < 10; i++) m.countIn(i % 3, 2)
+  const byQos = async (): Promise<Record<string, number>> => Object.fromEntries((await m.messagesIn.get()).values.map((v) => [String(v.labels.qos), v.value]))
+  t.same(await byQos(), { 0: 4, 1: 3, 2: 3 })
+  t.same((await m.bytesIn.get()).values.map((v) => v.value), [20])
+  m.countIn(1, 5)
+  const text = await m.registry.metrics()
+  t.match(text, /thingmesh_messages_in_total\{qos="1"\} 4\n/)
+  t.equal(sample(text, 'thingmesh_bytes_in_total'), 25)
+  t.same(await byQos(), { 0: 4, 1: 4, 2: 3 })
+})
