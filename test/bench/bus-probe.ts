@@ -138,14 +138,7 @@ async function latency (b: BrokerUnderTest): Promise<void> {
     await tap.psubscribe('tm:{thingmesh}:bus:*')
   }
   const before = cpuSample(pidsOf(b))
-  const start = performance.now()
-  for (let i = 0; i < total; i++) {
-    const wait = start + (i * 1000) / RATE - performance.now()
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-    const buf = Buffer.alloc(64)
-    buf.writeDoubleBE(performance.now(), 0)
-    pub.publish('bench/lat', buf, { qos: 0 })
-  }
+  await sendPaced(total, (buf) => { pub.publish('bench/lat', buf, { qos: 0 }) })
   await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 5000))])
   const cpu = cpuPercent(before, cpuSample(pidsOf(b)))
   const p = (q: number): string => (hist.getValueAtPercentile(q) / 1000).toFixed(3)
@@ -163,6 +156,18 @@ async function latency (b: BrokerUnderTest): Promise<void> {
   await close(sub, pub)
 }
 
+/** Calls `send` `total` times at RATE per second, each with a fresh 64-byte buffer stamped with the send time. */
+async function sendPaced (total: number, send: (stamped: Buffer) => void): Promise<void> {
+  const start = performance.now()
+  for (let i = 0; i < total; i++) {
+    const wait = start + (i * 1000) / RATE - performance.now()
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    const buf = Buffer.alloc(64)
+    buf.writeDoubleBE(performance.now(), 0)
+    send(buf)
+  }
+}
+
 async function redisFloor (): Promise<void> {
   const r = await startRedis()
   const pubc = new Redis(r.port, '127.0.0.1', { noDelay: true, enableAutoPipelining: true })
@@ -177,14 +182,7 @@ async function redisFloor (): Promise<void> {
     hist.recordValue(Math.max(1, Math.round((performance.now() - m.readDoubleBE(0)) * 1000)))
     if (++received >= total) resolveDone()
   })
-  const start = performance.now()
-  for (let i = 0; i < total; i++) {
-    const wait = start + (i * 1000) / RATE - performance.now()
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-    const buf = Buffer.alloc(64)
-    buf.writeDoubleBE(performance.now(), 0)
-    void pubc.publish('floor', buf)
-  }
+  await sendPaced(total, (buf) => { void pubc.publish('floor', buf) })
   await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 5000))])
   const p = (q: number): string => (hist.getValueAtPercentile(q) / 1000).toFixed(3)
   console.log(`redis pub/sub hop (same process both ends) at ${RATE}/s: p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} max ${(hist.maxValue / 1000).toFixed(3)} ms`)
