@@ -6,7 +6,13 @@ interface Matcher { add(f: string, v: string): void, remove(f: string, v?: strin
 
 export interface InterestChange { v: 1, t: 'interest', b: string, seq: number, op: 'add' | 'rm', f: string[] }
 
-interface Remote { seq: number, filters: Set<string>, known: boolean }
+/**
+ * `heard`: the highest version announced on the control channel while the
+ * set was being read. A change announced after the read was done in Redis
+ * can reach us before the read's reply (two connections), so a read older
+ * than what was heard meanwhile is read again.
+ */
+interface Remote { seq: number, filters: Set<string>, known: boolean, heard: number }
 
 export interface InterestIo {
   /** Atomically reads a node's interest set and version. */
@@ -45,7 +51,7 @@ export class InterestTable {
   /** Live members changed: learn new nodes, forget gone ones. */
   setMembers (brokerIds: string[]): void {
     const live = new Set(brokerIds.filter((b) => b !== this.self))
-    for (const b of live) if (!this.remotes.has(b)) { this.remotes.set(b, { seq: 0, filters: new Set(), known: false }); void this.resync(b) }
+    for (const b of live) if (!this.remotes.has(b)) { this.remotes.set(b, { seq: 0, filters: new Set(), known: false, heard: 0 }); void this.resync(b) }
     for (const b of [...this.remotes.keys()]) if (!live.has(b)) this.forget(b)
     this.refreshUnknown()
   }
@@ -53,8 +59,8 @@ export class InterestTable {
   apply (c: InterestChange): void {
     if (c.b === this.self) return
     let r = this.remotes.get(c.b)
-    if (!r) { r = { seq: 0, filters: new Set(), known: false }; this.remotes.set(c.b, r); this.refreshUnknown() }
-    if (!r.known) { void this.resync(c.b); return }
+    if (!r) { r = { seq: 0, filters: new Set(), known: false, heard: 0 }; this.remotes.set(c.b, r); this.refreshUnknown() }
+    if (!r.known) { r.heard = Math.max(r.heard, c.seq); void this.resync(c.b); return }
     if (c.seq <= r.seq) return
     if (c.seq !== r.seq + 1) { r.known = false; this.refreshUnknown(); void this.resync(c.b); return }
     r.seq = c.seq
@@ -72,6 +78,9 @@ export class InterestTable {
   private resync (b: string): Promise<void> {
     const running = this.resyncing.get(b)
     if (running) return running
+    const started = this.remotes.get(b)
+    if (started) started.heard = 0
+    let again = false
     const p = (async () => {
       try {
         const snap = await this.io.snapshot(b)
@@ -81,12 +90,15 @@ export class InterestTable {
         r.filters = new Set(snap.filters)
         for (const f of r.filters) this.matcher.add(f, b)
         r.seq = snap.seq
-        r.known = true
+        // Stays unknown (gets every publish) until a read is at least as new as what was heard.
+        r.known = r.heard <= snap.seq
+        again = !r.known
       } catch (err) {
         this.onError(err as Error) // stays unknown: it keeps getting every publish; retried on the next change or membership beat
       } finally {
         this.resyncing.delete(b)
         this.refreshUnknown()
+        if (again) void this.resync(b)
       }
     })()
     this.resyncing.set(b, p)
