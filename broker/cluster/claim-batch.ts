@@ -1,3 +1,5 @@
+import { ScriptBatch } from './script-batch.ts'
+
 /**
  * Most claims in one script call: it runs atomically, so it blocks Redis for
  * its length (a dozen Redis commands per claim).
@@ -5,11 +7,9 @@
 const MAX_PER_CALL = 128
 
 /** Runs the claims (clientId, "1"/"0" pairs); resolves to three entries per claim (lua/claimSessions-7.lua). */
-type Run = (pairs: string[]) => Promise<Array<number | string>>
+type Run = (pairs: Array<string | Buffer>) => Promise<unknown[]>
 
 export type ClaimReply = [epoch: number, previous: string, subsVersion: number]
-
-interface Pending { clientId: string, persistent: string, resolve: (r: ClaimReply) => void, reject: (err: Error) => void }
 
 /**
  * Session claims, coalesced per event-loop turn into one `claimSessions`
@@ -25,29 +25,18 @@ interface Pending { clientId: string, persistent: string, resolve: (r: ClaimRepl
  * from setImmediate, after the check phase that filled it.
  */
 export class ClaimBatch {
-  private pending: Pending[] = []
+  private readonly batch: ScriptBatch<ClaimReply>
 
-  constructor (private readonly run: Run) {}
-
-  claim (clientId: string, persistent: boolean): Promise<ClaimReply> {
-    return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => { this.flush() })
-      this.pending.push({ clientId, persistent: persistent ? '1' : '0', resolve, reject })
+  constructor (run: Run) {
+    this.batch = new ScriptBatch<ClaimReply>({
+      maxPerCall: MAX_PER_CALL,
+      defer: setImmediate,
+      run,
+      result: (out, k) => [Number(out[3 * k]), String(out[3 * k + 1]), Number(out[3 * k + 2])],
     })
   }
 
-  private flush (): void {
-    const all = this.pending
-    this.pending = []
-    for (let i = 0; i < all.length; i += MAX_PER_CALL) {
-      const batch = all.length <= MAX_PER_CALL ? all : all.slice(i, i + MAX_PER_CALL)
-      const pairs: string[] = []
-      for (const c of batch) pairs.push(c.clientId, c.persistent)
-      this.run(pairs).then((out) => {
-        for (let k = 0; k < batch.length; k++) batch[k]!.resolve([Number(out[3 * k]), String(out[3 * k + 1]), Number(out[3 * k + 2])])
-      }, (err: Error) => {
-        for (const c of batch) c.reject(err)
-      })
-    }
+  claim (clientId: string, persistent: boolean): Promise<ClaimReply> {
+    return this.batch.add(clientId, persistent ? '1' : '0')
   }
 }

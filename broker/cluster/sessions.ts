@@ -4,7 +4,7 @@ import { ThingmeshError } from '../errors.ts'
 import { ClaimBatch } from './claim-batch.ts'
 
 interface Scripted {
-  claimSessions(...args: string[]): Promise<Array<number | string>>
+  claimSessions(...args: Array<string | Buffer>): Promise<Array<number | string>>
   releaseSession(...args: string[]): Promise<number>
 }
 

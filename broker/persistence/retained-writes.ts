@@ -1,9 +1,9 @@
+import { ScriptBatch } from '../cluster/script-batch.ts'
+
 /** Most retained writes in one script call: it runs atomically, so it blocks Redis for its length. */
 const MAX_PER_CALL = 256
 
 type Run = (pairs: Array<string | Buffer>) => Promise<number[]>
-
-interface Pending { topic: string, value: string | Buffer, resolve: (held: number) => void, reject: (err: Error) => void }
 
 /**
  * Retained stores and deletes, coalesced per event-loop tick into one
@@ -17,30 +17,14 @@ interface Pending { topic: string, value: string | Buffer, resolve: (held: numbe
  * the next tick, after the synchronous publishing that filled it.
  */
 export class RetainedWrites {
-  private pending: Pending[] = []
+  private readonly batch: ScriptBatch<number>
 
-  constructor (private readonly run: Run) {}
+  constructor (run: Run) {
+    this.batch = new ScriptBatch({ maxPerCall: MAX_PER_CALL, defer: process.nextTick, run, result: (held, k) => Number(held[k] ?? 0) })
+  }
 
   /** Stores `value` as the retained message of `topic` ('' deletes it); resolves to 1 if the topic holds (or held) one. */
   write (topic: string, value: string | Buffer): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) process.nextTick(() => { this.flush() })
-      this.pending.push({ topic, value, resolve, reject })
-    })
-  }
-
-  private flush (): void {
-    const all = this.pending
-    this.pending = []
-    for (let i = 0; i < all.length; i += MAX_PER_CALL) {
-      const batch = all.slice(i, i + MAX_PER_CALL)
-      const pairs: Array<string | Buffer> = []
-      for (const w of batch) pairs.push(w.topic, w.value)
-      this.run(pairs).then((held) => {
-        for (let k = 0; k < batch.length; k++) batch[k]!.resolve(Number(held[k] ?? 0))
-      }, (err: Error) => {
-        for (const w of batch) w.reject(err)
-      })
-    }
+    return this.batch.add(topic, value)
   }
 }
