@@ -90,6 +90,8 @@ export interface EngineKeys {
   readonly defsApplied: string
   /** Pub/sub channel: definition notices and acknowledgements (versioned JSON). */
   readonly channel: string
+  /** STRING: the stored format engine nodes write (engine/runtime/formats.ts); absent = 1 on a cluster that ran the engine before. */
+  readonly format: string
 }
 
 export function createKeys (cluster: string): Keys {
@@ -136,6 +138,7 @@ export function createKeys (cluster: string): Keys {
       defsLog: p + 'eng:defs:log',
       defsApplied: p + 'eng:defs:applied',
       channel: p + 'eng:ctl',
+      format: p + 'eng:format',
     }),
   })
 }

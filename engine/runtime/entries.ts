@@ -3,6 +3,7 @@
 // replay after failover computes exactly what the first run computed.
 
 import type { JsonValue, ThingInput } from '../index.ts'
+import { ENTRY_KINDS as KINDS, entryFields, PACKED_ENTRY_FIELD, unpackEntry } from './formats.ts'
 
 export type EntryKind =
   /** Device report; `v` is the raw payload text. */
@@ -33,16 +34,15 @@ export interface LogEntry extends EntryFields { id: string }
 
 export const ENTRY_FIELD_ORDER = ['t', 'k', 'p', 'v', 'n', 'o', 'd'] as const
 
-/** Flat field/value list as XADD takes it. Always all seven fields, in order. */
+/** Flat field/value list as XADD takes it, in format 1 (formats.ts): always all seven fields, in order. */
 export function encodeEntry (e: EntryFields): string[] {
-  return ['t', e.t, 'k', e.k, 'p', e.p, 'v', e.v, 'n', String(e.n), 'o', e.o, 'd', String(e.d)]
+  return entryFields(e, 1)
 }
-
-const KINDS: ReadonlySet<string> = new Set(['w', 'r', 'd', 'tick', 'ack'])
 
 /** Decodes XREAD fields; undefined for an entry from an incompatible release (skipped, logged by the caller). */
 export function decodeEntry (id: string, flat: readonly string[]): LogEntry | undefined {
-  // Every entry this release writes has the seven fields in ENTRY_FIELD_ORDER:
+  if (flat.length === 2 && flat[0] === PACKED_ENTRY_FIELD) return unpackEntry(id, flat[1] as string)
+  // Every format-1 entry this release writes has the seven fields in ENTRY_FIELD_ORDER:
   // read them by position (one object per entry instead of two).
   if (flat.length === 14 && flat[0] === 't' && flat[2] === 'k' && flat[4] === 'p' && flat[6] === 'v' && flat[8] === 'n' && flat[10] === 'o' && flat[12] === 'd') {
     const k = flat[3] as string

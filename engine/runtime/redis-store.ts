@@ -9,6 +9,7 @@ import { FORBIDDEN_KEYS, getOwn } from '../json.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, type EntryFields, type LogEntry } from './entries.ts'
+import { decodeOutbox, encodeOutbox, entryFields, LATEST_FORMAT, type StoreFormat } from './formats.ts'
 import { RuntimeError, runtimeCodeOf } from './errors.ts'
 import type { BeatResult, Commit, EngineStore, LoadedPartition } from './store.ts'
 
@@ -24,6 +25,7 @@ interface Scripts {
   defsPut(k1: string, k2: string, ...args: string[]): Promise<[number, number]>
   defsHead(k1: string, k2: string, ...args: string[]): Promise<[number, string, string]>
   commit(numKeys: number, keys: string[], args: string[]): Promise<number>
+  format(k1: string, k2: string, newest: string): Promise<number>
 }
 
 export interface RedisStoreOptions {
@@ -43,7 +45,7 @@ export interface RedisStoreOptions {
 
 interface PendingAppend {
   partition: number
-  fields: string[]
+  entry: EntryFields
   resolve(id: string): void
   reject(err: Error): void
 }
@@ -78,6 +80,12 @@ export class RedisStore implements EngineStore {
   private reconnectHandlers: Array<() => void> = []
   private pending: PendingAppend[] = []
   private flushScheduled = false
+  /**
+   * The format log entries and outbox batches are written in: the cluster's
+   * switch (lua/format-2.lua), read on every beat. 1 until the first beat
+   * says otherwise: every release reads it.
+   */
+  private format: StoreFormat = 1
 
   constructor (private readonly o: RedisStoreOptions) {
     this.s = o.cmd as unknown as Scripts
@@ -117,7 +125,7 @@ export class RedisStore implements EngineStore {
    */
   append (partition: number, entry: EntryFields): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      this.pending.push({ partition, fields: [entry.t, entry.k, entry.p, entry.v, String(entry.n), entry.o, String(entry.d)], resolve, reject })
+      this.pending.push({ partition, entry, resolve, reject })
       if (this.pending.length >= INGEST_BATCH_MAX) this.flush()
       else if (!this.flushScheduled) {
         this.flushScheduled = true
@@ -132,7 +140,8 @@ export class RedisStore implements EngineStore {
     this.pending = []
     const keys: string[] = []
     const keyIndex = new Map<number, string>()
-    const args: string[] = [String(this.o.backlogMax)]
+    const format = this.format
+    const args: string[] = [String(this.o.backlogMax), format === 2 ? '2' : '14']
     for (const a of batch) {
       let i = keyIndex.get(a.partition)
       if (i === undefined) {
@@ -141,7 +150,7 @@ export class RedisStore implements EngineStore {
         keyIndex.set(a.partition, i)
       }
       args.push(i)
-      for (const f of a.fields) args.push(f)
+      for (const f of entryFields(a.entry, format)) args.push(f)
     }
     this.s.ingest(keys.length, keys, args).then((ids) => {
       for (let i = 0; i < batch.length; i++) {
@@ -204,7 +213,7 @@ export class RedisStore implements EngineStore {
     }
     const batches: OutMessage[][] = []
     for (const b of outbox) {
-      try { batches.push(JSON.parse(b) as OutMessage[]) } catch { batches.push([]) }
+      try { batches.push(decodeOutbox(b)) } catch { batches.push([]) }
     }
     return { checkpoint: ck ?? '', states, outbox: batches }
   }
@@ -213,12 +222,13 @@ export class RedisStore implements EngineStore {
     const k = this.k
     const keys = [k.leases, k.checkpoints, k.stateOf(c.partition), k.outboxOf(c.partition), k.logOf(c.partition), k.alerts]
     const keyIndex = new Map<string, number>()
+    const format = this.format
     // ARGV in one array, written in order (see lua/commit.lua); the counts
     // and the history age cap are filled in once known.
     const args: string[] = [
       String(c.partition), String(c.token), c.from, c.to,
       '', String(c.alerts.length), String(c.history.length), String(c.feedback.length),
-      c.outbox.length > 0 ? JSON.stringify(c.outbox) : '', String(this.o.historyMax), '', '',
+      c.outbox.length > 0 ? encodeOutbox(c.outbox, format) : '', String(this.o.historyMax), '', '', format === 2 ? '2' : '14',
     ]
     // A thing's state is one field for everything but its properties, and one
     // field per property, written only when the property changed: a device
@@ -255,8 +265,8 @@ export class RedisStore implements EngineStore {
       if (h.ts > lastTs) lastTs = h.ts
     }
     for (const f of c.feedback) {
-      const e = f.entry
-      args.push(keyNumber(keys, keyIndex, k.logOf(f.partition)), e.t, e.k, e.p, e.v, String(e.n), e.o, String(e.d))
+      args.push(keyNumber(keys, keyIndex, k.logOf(f.partition)))
+      for (const v of entryFields(f.entry, format)) args.push(v)
     }
     args[10] = this.o.historyMaxAgeMs > 0 && lastTs > 0 ? String(Math.max(0, lastTs - this.o.historyMaxAgeMs)) : ''
     try {
@@ -280,8 +290,13 @@ export class RedisStore implements EngineStore {
   async beat (brokerId: string, want: readonly number[], release: ReadonlyMap<number, number>): Promise<BeatResult> {
     const rel: string[] = []
     for (const [p, t] of release) rel.push(String(p), String(t))
-    const [flat, live] = await this.s.beat(this.k.leases, this.k.fence, this.k.alive,
-      brokerId, String(this.o.leaseMs), String(want.length), ...want.map(String), ...rel)
+    // Sent before the beat (which may take the cluster's first fencing token),
+    // in the same write: see lua/format-2.lua.
+    const [format, [flat, live]] = await Promise.all([
+      this.s.format(this.k.format, this.k.fence, String(LATEST_FORMAT)),
+      this.s.beat(this.k.leases, this.k.fence, this.k.alive, brokerId, String(this.o.leaseMs), String(want.length), ...want.map(String), ...rel),
+    ])
+    this.format = Math.min(Number(format), LATEST_FORMAT) >= 2 ? 2 : 1
     const owners = new Array<string | null>(this.o.partitions).fill(null)
     const held = new Map<number, number>()
     for (let i = 0; i + 2 < flat.length; i += 3) {

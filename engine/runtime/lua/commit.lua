@@ -10,13 +10,14 @@
 -- KEYS[7..] history streams, then partition logs receiving rule writes
 -- ARGV[1] partition, ARGV[2] token, ARGV[3] expected checkpoint ('' = none), ARGV[4] new checkpoint
 -- ARGV[5] S state fields, ARGV[6] A alerts, ARGV[7] H history appends, ARGV[8] F feedback entries
--- ARGV[9] outbox batch JSON ('' = nothing to publish)
+-- ARGV[9] outbox batch ('' = nothing to publish; formats.ts encodeOutbox)
 -- ARGV[10] history max length, ARGV[11] history min id ('' = no age cap)
 -- ARGV[12] R state fields to delete
+-- ARGV[13] W: stream field names and values per feedback entry (14 in format 1, 2 in format 2; formats.ts)
 -- then S x (field, JSON): "<thingId>" = the state without its properties,
 -- "<thingId>/<property>" = one property (only the changed ones are sent),
 -- R x field, A x (field, record JSON),
--- H x (key index, id "<ts>-*", value JSON), F x (key index, 7 entry field values)
+-- H x (key index, id "<ts>-*", value JSON), F x (key index, W entry field names and values)
 -- Returns 1; errors "ENGINE_FENCED ..." / "ENGINE_CHECKPOINT_MOVED ..."
 local l = redis.call('HGET', KEYS[1], ARGV[1])
 local tok = l and string.match(l, '|(%d+)|%d+$')
@@ -25,7 +26,8 @@ local ck = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 if ck ~= ARGV[3] then return redis.error_reply('ENGINE_CHECKPOINT_MOVED at ' .. ck) end
 
 local s, a, h, f, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[12])
-local i = 13
+local w = tonumber(ARGV[13])
+local i = 14
 -- In chunks: unpack() is limited to a few thousand values.
 local function chunked (cmd, key, from, count, width)
   local step = 1000 * width
@@ -59,8 +61,8 @@ for _ = 1, h do
 end
 for _ = 1, f do
   local key = KEYS[tonumber(ARGV[i])]
-  redis.call('XADD', key, '*', 't', ARGV[i + 1], 'k', ARGV[i + 2], 'p', ARGV[i + 3], 'v', ARGV[i + 4], 'n', ARGV[i + 5], 'o', ARGV[i + 6], 'd', ARGV[i + 7])
-  i = i + 8
+  redis.call('XADD', key, '*', unpack(ARGV, i + 1, i + w))
+  i = i + w + 1
 end
 if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[9]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])

@@ -7,12 +7,14 @@
 -- gets no PUBACK and resends) is better than trimming unapplied inputs.
 -- KEYS[1..] partition logs (STREAM)
 -- ARGV[1] largest backlog, in entries
--- ARGV[2..] per entry: key index, then the 7 entry field values (entries.ts ENTRY_FIELD_ORDER)
+-- ARGV[2] W: stream field names and values per entry (14 in format 1, 2 in format 2; formats.ts)
+-- ARGV[3..] per entry: key index, then its W field names and values
 -- Returns one reply per entry, in order: the entry id, or 0 when its log was full.
 local max = tonumber(ARGV[1])
+local w = tonumber(ARGV[2])
 local len = {}
 local out = {}
-for i = 2, #ARGV, 8 do
+for i = 3, #ARGV, w + 1 do
   local ki = tonumber(ARGV[i])
   local key = KEYS[ki]
   local n = len[ki]
@@ -20,7 +22,7 @@ for i = 2, #ARGV, 8 do
   if n >= max then
     out[#out + 1] = 0
   else
-    out[#out + 1] = redis.call('XADD', key, '*', 't', ARGV[i + 1], 'k', ARGV[i + 2], 'p', ARGV[i + 3], 'v', ARGV[i + 4], 'n', ARGV[i + 5], 'o', ARGV[i + 6], 'd', ARGV[i + 7])
+    out[#out + 1] = redis.call('XADD', key, '*', unpack(ARGV, i + 1, i + w))
     n = n + 1
   end
   len[ki] = n
