@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { networkInterfaces } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
@@ -5,6 +7,8 @@ import type { Metrics } from './metrics.ts'
 import { connectRedis, defineScripts, linkStalled } from './cluster/redis.ts'
 import { createKeys, type Keys } from './cluster/keys.ts'
 import { ClusterBus } from './cluster/bus.ts'
+import { BUS_MARKER_VERSION, batchOrigin, decodeMarker, encodeMarker } from './cluster/codec.ts'
+import { ClusterLinks, type LinkAddress } from './cluster/links/index.ts'
 import { BusCatchUp } from './cluster/bus-log.ts'
 import { InterestTable, type InterestChange } from './cluster/interest.ts'
 import { Membership, type Member } from './cluster/membership.ts'
@@ -40,6 +44,12 @@ export class ClusterRuntime {
   /** Orders bus traffic around pub/sub cuts, replaying what the link missed. */
   private readonly catchUp: BusCatchUp
   membership!: Membership
+  /** Direct node-to-node links for QoS 0 bus traffic (null with --cluster-links false). */
+  private links: ClusterLinks | null = null
+  /** Where the other nodes reach our link listener (in our membership record). */
+  private linkAddress: LinkAddress | undefined
+  /** Publishes received from other nodes, by transport (thingmesh_bus_transport_messages_total). */
+  private readonly received = { link: 0, redis: 0 }
   private port: BrokerPort | null = null
   /** Set by the node: a `drain` control message names this node. */
   onDrain: ((spreadMs?: number) => void) | null = null
@@ -107,7 +117,7 @@ export class ClusterRuntime {
       },
     }, (err) => log.debug({ event: 'interest.resync_failed', err: err.message }))
     this.bus = new ClusterBus(brokerId, {
-      publish: (b, batch, durable) => this.publishFrame(b, batch, durable),
+      publish: (b, batch, durable, frames) => this.links ? this.links.router.publish(b, batch, durable, frames) : this.publishFrame(b, batch, durable),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
         .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), this.keys.gone, brokerId, this.keys.controlChannel, op, ...filters),
       replicated: config.redisWaitReplicas > 0
@@ -138,8 +148,86 @@ export class ClusterRuntime {
         const entries = await this.cmd.xrangeBuffer(this.keys.busLogOf(brokerId), `(${afterId}`, '+', 'COUNT', count)
         return entries.map(([id, fields]) => [id.toString(), fields[1]!] as [string, Buffer])
       },
-    }, (batch) => this.bus.receive(batch), (err) => log.warn({ event: 'bus.replay_failed', err: err.message }, 'could not read the bus replay log; retrying'))
+    }, (batch) => this.receiveFromRedis(batch), (err) => log.warn({ event: 'bus.replay_failed', err: err.message }, 'could not read the bus replay log; retrying'))
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message))
+    metrics.setBusTransportSource(() => {
+      const s = this.links?.stats
+      return {
+        linkSent: s?.linkFrames ?? 0,
+        linkReceived: this.received.link,
+        redisSent: s ? s.redisFrames : this.bus.stats.sent,
+        redisReceived: this.received.redis,
+        linksUp: s?.linksUp ?? 0,
+        markerTimeouts: s?.markerTimeouts ?? 0,
+      }
+    })
+  }
+
+  /** A batch (or a link marker) from our bus channel, in order, after the replay log's checks. */
+  private receiveFromRedis (message: Buffer): void {
+    if (message[0] === BUS_MARKER_VERSION) {
+      const m = decodeMarker(message)
+      if (m) this.links?.markerSeen(m.origin, m.token)
+      else this.bus.stats.malformed++
+      return
+    }
+    const n = this.bus.receive(message)
+    if (n > 0) this.received.redis += n
+  }
+
+  /** The link secret stored in Redis, storing `mine` first if there is none. */
+  private async sharedLinkSecret (mine: string): Promise<string> {
+    await this.cmd.set(this.keys.linkSecret, mine, 'NX')
+    const secret = await this.cmd.get(this.keys.linkSecret)
+    if (!secret) throw new Error('cluster link secret vanished from Redis right after it was set')
+    return secret
+  }
+
+  /**
+   * Starts the link listener (cluster/links/). The secret comes from the
+   * config or from Redis, where the first node creates it: anyone who can
+   * read that Redis can already rewrite every session, so it guards the link
+   * port as well as Redis itself is guarded.
+   */
+  private async startLinks (): Promise<void> {
+    const c = this.config
+    let secret = c.clusterSecret ?? await this.sharedLinkSecret(randomBytes(32).toString('hex'))
+    let refreshing = 0
+    const links = new ClusterLinks({
+      self: this.brokerId,
+      secret: Buffer.from(secret, 'utf8'),
+      log: this.log,
+      // Redis lost the key (restarted empty) and a newer node made another: adopt the one in
+      // Redis, putting ours back if there is none. At most once every 2 s, whoever knocks.
+      onAuthFailure: () => {
+        if (c.clusterSecret || Date.now() - refreshing < 2000) return
+        refreshing = Date.now()
+        this.sharedLinkSecret(secret).then((s) => {
+          if (s === secret) return
+          secret = s
+          links.setSecret(Buffer.from(s, 'utf8'))
+          this.log.warn({ event: 'link.secret_changed' }, 'the cluster link secret in Redis changed; using the new one')
+        }, () => { /* Redis away: the next failure retries */ })
+      },
+      redisPublish: (b, batch, durable) => this.publishFrame(b, batch, durable),
+      redisMarker: (b, token) => this.cmd.publish(this.keys.busOf(b), encodeMarker(this.brokerId, token)),
+      receive: (from, batch) => {
+        if (batchOrigin(batch) !== from) return false
+        const n = this.bus.receive(batch)
+        if (n < 0) return false
+        this.received.link += n
+        return true
+      },
+      markerTimeoutMs: 1000,
+      syncTimeoutMs: c.redisCommandTimeoutMs,
+      handshakeTimeoutMs: 5000,
+      maxBacklogBytes: 64 * 1024 * 1024,
+      onEvent: (event) => this.metrics.linkEvents.inc({ event }),
+    })
+    const port = await links.listen(c.linkHost, c.linkPort)
+    this.links = links
+    this.linkAddress = advertisedLink(c.linkHost, port, c.linkAdvertise)
+    this.log.info({ event: 'link.listening', listen: `${c.linkHost}:${port}`, advertise: `${this.linkAddress.host}:${this.linkAddress.port}` }, 'cluster link listener up')
   }
 
   /** Resolves when both Redis links are up and subscribed. */
@@ -148,6 +236,7 @@ export class ClusterRuntime {
     await this.sub.subscribe(this.keys.busOf(this.brokerId), this.keys.controlChannel)
     this.subReady = true
     this.subEverReady = true
+    if (this.config.clusterLinks) await this.startLinks()
   }
 
   attach (port: BrokerPort, self: { host: string, port: number, httpPort: number }): void {
@@ -160,7 +249,7 @@ export class ClusterRuntime {
       redis: this.cmd,
       keys: this.keys,
       log: this.log,
-      self: { nodeId: this.config.nodeId, brokerId: this.brokerId, startedAt: Date.now(), ...self },
+      self: { nodeId: this.config.nodeId, brokerId: this.brokerId, startedAt: Date.now(), ...self, ...(this.linkAddress ? { link: this.linkAddress } : {}) },
       heartbeatMs: this.config.heartbeatMs,
       deadAfterMs: this.config.deadAfterMs,
       load: () => ({ ...port.load(), ...sampler.current() }),
@@ -170,6 +259,7 @@ export class ClusterRuntime {
       this.adviseScaling(members)
       this.interest.setMembers(members.map((m) => m.brokerId))
       this.interest.retryUnknown()
+      this.links?.setPeers(members)
     })
     this.membership.on('dead', (brokerIds: string[]) => {
       void this.reapDead()
@@ -191,6 +281,7 @@ export class ClusterRuntime {
   private fence (): void {
     if (this.fenced) return
     this.fenced = true
+    this.links?.close()
     this.catchUp.close()
     this.persistence.close()
     this.stopTimers()
@@ -287,6 +378,7 @@ export class ClusterRuntime {
       subscriptionIndex: indexOk ? 'current' : 'resyncing',
       indexVersion: this.persistence.index.version,
       members: this.membership?.members.map((m) => ({ nodeId: m.nodeId, brokerId: m.brokerId, host: m.host, port: m.port })) ?? [],
+      ...(this.links ? { links: this.links.state() } : {}),
     }
   }
 
@@ -295,6 +387,7 @@ export class ClusterRuntime {
     this.persistence.close()
     this.stopTimers()
     await this.membership?.stop()
+    this.links?.close()
     if (!this.fenced) await Promise.allSettled([this.sub.quit(), this.cmd.quit()])
   }
 
@@ -541,4 +634,19 @@ export class ClusterRuntime {
 function waitReady (r: Redis): Promise<void> {
   if (r.status === 'ready') return Promise.resolve()
   return new Promise((resolve) => r.once('ready', () => resolve()))
+}
+
+/** The link address announced to the other nodes: --link-advertise, else the bound one (a wildcard bind: this host's first external IPv4). */
+export function advertisedLink (host: string, port: number, advertise: string | undefined): LinkAddress {
+  if (advertise) {
+    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(advertise)
+    // No match: a bare IPv6 address (a pod IP), without a port.
+    if (!m) return { host: advertise, port }
+    return { host: m[1] ?? m[2], port: m[3] ? Number(m[3]) : port }
+  }
+  if (host !== '0.0.0.0' && host !== '::') return { host, port }
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return { host: a.address, port }
+  }
+  return { host: '127.0.0.1', port }
 }

@@ -23,6 +23,11 @@ export const optionSpecs = {
   maxConnectPacketSize: { schema: int(64, 1048576), default: 8192, doc: 'largest packet accepted before CONNECT completes, bytes' },
   connectTimeoutMs: { schema: int(100, 600000), default: 5000, doc: 'a socket that has not sent CONNECT by then is closed' },
   keepaliveLimit: { schema: int(0, 65535), default: 300, doc: 'largest keepalive (s) the broker grants: a client asking for more, or for none, is accepted and closed after 1.5 × this long without a packet (0 = no cap)' },
+  clusterLinks: { schema: bool, default: true, doc: 'QoS 0 publishes between nodes go over direct node-to-node TCP links instead of Redis pub/sub (falls back to Redis while a link is down; QoS 1/2 always go through Redis and its replay log)' },
+  linkHost: { schema: z.string().min(1), default: '127.0.0.1', doc: 'address the cluster link listener binds to (0.0.0.0 for nodes on other hosts or in containers)' },
+  linkPort: { schema: int(0, 65535), default: 0, doc: 'cluster link TCP port (0 picks a free port; each node announces its own in its membership record)' },
+  linkAdvertise: { schema: z.string().regex(/^[^\s:[\]]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$|^[0-9a-fA-F.]*:[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$/, 'must be host, host:port, an IPv6 address or [IPv6]:port').optional(), default: undefined, doc: 'host or host:port other nodes connect to for this node\'s link (default: --link-host, or this host\'s first non-internal IPv4 when that is 0.0.0.0; port: the bound one)' },
+  clusterSecret: { schema: z.string().min(16, 'must be at least 16 characters').max(1024), default: undefined, doc: 'shared secret that authenticates cluster links (HMAC); default: a random one the first node stores in Redis (whoever can read that Redis owns the cluster anyway). Prefer the environment variable' },
   heartbeatMs: { schema: int(100, 60000), default: 1000, doc: 'how often a node renews its membership in Redis' },
   deadAfterMs: { schema: int(300, 600000), default: 3000, doc: 'a node silent for this long is declared dead; its clients\' wills are published' },
   onFenced: { schema: z.enum(['rejoin', 'exit']), default: 'rejoin', doc: 'what a node declared dead while cut off or starved does when it comes back: rejoin drops its clients and cluster state and joins again in the same process as a new incarnation; exit exits with status 3 for a supervisor to restart' },
@@ -94,6 +99,11 @@ export interface NodeConfig {
   readonly maxConnectPacketSize: number
   readonly connectTimeoutMs: number
   readonly keepaliveLimit: number
+  readonly clusterLinks: boolean
+  readonly linkHost: string
+  readonly linkPort: number
+  readonly linkAdvertise: string | undefined
+  readonly clusterSecret: string | undefined
   readonly heartbeatMs: number
   readonly deadAfterMs: number
   readonly onFenced: 'rejoin' | 'exit'

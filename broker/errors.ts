@@ -21,6 +21,7 @@ export const ErrorCodes = {
   BROKER_LIMIT_SUBSCRIPTIONS: 'BROKER_LIMIT_SUBSCRIPTIONS: the client has the most subscriptions allowed; the filter was refused (SUBACK 0x80)',
   BROKER_WS_ORIGIN: 'BROKER_WS_ORIGIN: a WebSocket upgrade came from an Origin not on the allow-list (HTTP 403)',
   BROKER_UNHANDLED_REJECTION: 'BROKER_UNHANDLED_REJECTION: a background operation failed and nothing handled it (a bug); it was logged and counted, the node went on',
+  BROKER_LINK_REJECTED: 'BROKER_LINK_REJECTED: a connection to the cluster link port failed the handshake (no proof of the cluster secret), broke the link protocol or sent an oversized frame; it was closed, nothing else affected',
   BROKER_TLS_CONFIG: 'BROKER_TLS_CONFIG: the TLS certificate, key or CA file could not be read',
   AUTH_REQUIRED: 'AUTH_REQUIRED: this node requires a username and password (CONNACK 0x05)',
   AUTH_BAD_CREDENTIALS: 'AUTH_BAD_CREDENTIALS: unknown user or wrong password (CONNACK 0x04)',

@@ -18,6 +18,8 @@ export function createMetrics () {
   const out = { messages: 0, bytes: 0 }
   /** The same for publishes received (one per PUBLISH, by QoS). */
   const inc = { messages: [0, 0, 0], bytes: 0 }
+  /** Bus publishes per transport, read from the cluster runtime at every scrape. */
+  let transports: (() => BusTransportCounts) | null = null
   collectDefaultMetrics({ register: registry, prefix: 'thingmesh_process_' })
   const m = {
     registry,
@@ -38,6 +40,22 @@ export function createMetrics () {
     countOut (bytes: number): void { out.messages++; out.bytes += bytes },
     busSent: new Gauge({ name: 'thingmesh_bus_sent_total', help: 'publishes forwarded to other nodes', registers: [registry] }),
     busReceived: new Gauge({ name: 'thingmesh_bus_received_total', help: 'publishes received from other nodes', registers: [registry] }),
+    busTransport: new Gauge({
+      name: 'thingmesh_bus_transport_messages_total', help: 'publishes forwarded to (sent) or received from (received) other nodes, by transport: link (direct node-to-node link) or redis (pub/sub and replay log)', labelNames: ['transport', 'direction'], registers: [registry],
+      collect () {
+        if (!transports) return
+        const c = transports()
+        this.set({ transport: 'link', direction: 'sent' }, c.linkSent)
+        this.set({ transport: 'link', direction: 'received' }, c.linkReceived)
+        this.set({ transport: 'redis', direction: 'sent' }, c.redisSent)
+        this.set({ transport: 'redis', direction: 'received' }, c.redisReceived)
+      },
+    }),
+    /** Where busTransport reads its figures (set by the cluster runtime). */
+    setBusTransportSource (fn: () => BusTransportCounts): void { transports = fn },
+    linksUp: new Gauge({ name: 'thingmesh_cluster_links_up', help: 'outgoing direct links to other nodes that are up (authenticated)', registers: [registry], collect () { if (transports) this.set(transports().linksUp) } }),
+    linkEvents: new Counter({ name: 'thingmesh_cluster_link_events_total', help: 'cluster link events: up, down, connect_failed, cut (stuck or unanswered), rejected_auth (no proof of the cluster secret), rejected_malformed, rejected_timeout (no handshake in time)', labelNames: ['event'], registers: [registry] }),
+    linkMarkerTimeouts: new Gauge({ name: 'thingmesh_cluster_link_marker_timeouts_total', help: 'times QoS 0 batches waiting to switch from Redis to a link went through Redis because the marker was not acknowledged in time', registers: [registry], collect () { if (transports) this.set(transports().markerTimeouts) } }),
     busDropped: new Gauge({ name: 'thingmesh_bus_dropped_total', help: 'publishes Redis refused (QoS0 dropped, QoS>0 refused to the publisher)', registers: [registry] }),
     rejected: new Counter({ name: 'thingmesh_clients_rejected_total', help: 'connections closed for bad input or policy', labelNames: ['reason'], registers: [registry] }),
     slowConsumers: new Counter({ name: 'thingmesh_slow_consumer_total', help: 'messages not written to a client over --max-client-buffer-bytes: action qos0_dropped (message dropped) or disconnected (QoS1/2; the client was disconnected)', labelNames: ['action'], registers: [registry] }),
@@ -65,3 +83,5 @@ export function createMetrics () {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+export interface BusTransportCounts { linkSent: number, linkReceived: number, redisSent: number, redisReceived: number, linksUp: number, markerTimeouts: number }

@@ -25,10 +25,12 @@ export interface BusStats {
 /** What the bus needs from Redis, injected so the bus stays testable. */
 export interface BusIo {
   /**
-   * PUBLISH a batch on a node's bus channel; `durable` batches (any QoS 1/2
-   * frame inside) also go to the node's replay log (cluster/bus-log.ts).
+   * Send a batch of `frames` publishes to a node: over the direct link
+   * (cluster/links/) or as a PUBLISH on its bus channel; `durable` batches
+   * (any QoS 1/2 frame inside) also go to the node's replay log
+   * (cluster/bus-log.ts).
    */
-  publish(brokerId: string, batch: Buffer, durable: boolean): Promise<unknown>
+  publish(brokerId: string, batch: Buffer, durable: boolean, frames: number): Promise<unknown>
   /** Record and announce a change of this node's interest set. */
   announce(op: 'add' | 'rm', filters: string[]): Promise<unknown>
   /**
@@ -186,7 +188,7 @@ export class ClusterBus {
 
   private send (target: string, p: Pending): void {
     this.stats.batches++
-    this.io!.publish(target, encodeBatch(this.origin, p.frames), p.waiters.length > 0).then(() => {
+    this.io!.publish(target, encodeBatch(this.origin, p.frames), p.waiters.length > 0, p.frames.length).then(() => {
       this.stats.sent += p.frames.length
       for (const w of p.waiters) settle(w)
     }, (err: Error) => {
@@ -196,16 +198,20 @@ export class ClusterBus {
     })
   }
 
-  /** Entry point for batches arriving on this node's bus channel. */
-  receive (message: Buffer): void {
+  /**
+   * Entry point for batches arriving from other nodes (bus channel or direct
+   * link). Returns the number of publishes delivered, -1 for a malformed batch.
+   */
+  receive (message: Buffer): number {
     const batch = decodeBatch(message)
-    if (batch === null) { this.stats.malformed++; return }
-    if (batch.origin === this.origin) return
+    if (batch === null) { this.stats.malformed++; return -1 }
+    if (batch.origin === this.origin) return 0
     for (const p of batch.packets) {
       this.stats.received++
       ;(p as BusPacket & { cmd: string }).cmd = 'publish'
       this.emitLocal(p, noop)
     }
+    return batch.packets.length
   }
 
   /**

@@ -121,3 +121,38 @@ export function decodeBatch (buf: Buffer): { origin: string, packets: BusPacket[
   }
   return { origin, packets }
 }
+
+/**
+ * A transport marker on a node's bus channel (cluster/links/router.ts): the
+ * origin sent everything before it through Redis and waits for the receiver
+ * to acknowledge it over the direct link before it uses that link.
+ *
+ *   u8 BUS_MARKER_VERSION | u16+utf8 origin | u32 token
+ */
+export const BUS_MARKER_VERSION = 0xb3
+
+export function encodeMarker (origin: string, token: number): Buffer {
+  const o = Buffer.from(origin, 'utf8')
+  const out = Buffer.allocUnsafe(7 + o.length)
+  out[0] = BUS_MARKER_VERSION
+  out.writeUInt16BE(o.length, 1)
+  o.copy(out, 3)
+  out.writeUInt32BE(token >>> 0, 3 + o.length)
+  return out
+}
+
+/** null for anything that is not a well-formed marker. */
+export function decodeMarker (buf: Buffer): { origin: string, token: number } | null {
+  if (buf.length < 7 || buf[0] !== BUS_MARKER_VERSION) return null
+  const olen = buf.readUInt16BE(1)
+  if (buf.length !== 7 + olen) return null
+  return { origin: buf.toString('utf8', 3, 3 + olen), token: buf.readUInt32BE(3 + olen) }
+}
+
+/** The origin a batch names, without decoding its frames; null if it is no batch. */
+export function batchOrigin (buf: Buffer): string | null {
+  if (buf.length < 3 || buf[0] !== BUS_BATCH_VERSION) return null
+  const olen = buf.readUInt16BE(1)
+  if (3 + olen > buf.length) return null
+  return buf.toString('utf8', 3, 3 + olen)
+}

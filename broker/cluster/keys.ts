@@ -53,6 +53,8 @@ export interface Keys {
   interestSeqOf(brokerId: string): string
   /** Pub/sub channel carrying control messages (versioned JSON). */
   readonly controlChannel: string
+  /** STRING: the cluster secret that authenticates node-to-node links, created by the first node (SET NX) unless --cluster-secret is given. */
+  readonly linkSecret: string
   /** HASH username -> JSON user record {v, username, role, hash, ...} (see auth/users.ts). */
   readonly users: string
   /** SET of usernames with the admin role, so "last admin" is checked atomically. */
@@ -121,6 +123,7 @@ export function createKeys (cluster: string): Keys {
     interestOf: (b: string) => p + 'interest:' + b,
     interestSeqOf: (b: string) => p + 'interestseq:' + b,
     controlChannel: p + 'ctl',
+    linkSecret: p + 'linksecret',
     users: p + 'users',
     admins: p + 'admins',
     audit: p + 'audit',

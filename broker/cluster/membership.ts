@@ -10,6 +10,8 @@ export interface MemberInfo {
   host: string
   port: number
   httpPort: number
+  /** The node's cluster link listener (cluster/links/); absent when links are off or from older releases. */
+  link?: { host: string, port: number }
   startedAt: number
   load: Record<string, number>
 }

@@ -1,0 +1,166 @@
+import t from 'tap'
+import { createHmac, randomBytes } from 'node:crypto'
+import { connect as tcpConnect, createServer, type Socket } from 'node:net'
+import { startRedis } from '../helpers/redis.ts'
+import { startNodeProcess, stopAll, type NodeProcess } from '../helpers/node.ts'
+import { freePort } from '../helpers/ports.ts'
+import { close, collect, connect } from '../helpers/mqtt.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+// Direct node-to-node links (broker/cluster/links/): QoS 0 bus traffic takes
+// the link, falls back to Redis while it is cut, keeps its order across the
+// switch and with QoS 1 in between; a connection without the cluster secret
+// is refused and changes nothing.
+
+/** A TCP relay in front of B's link port, so the test can cut A's link to B. */
+async function relay (to: number): Promise<{ port: number, cut(): void, heal(): void, close(): void }> {
+  const sockets = new Set<Socket>()
+  let open = true
+  const server = createServer((a) => {
+    if (!open) { a.destroy(); return }
+    const b = tcpConnect(to, '127.0.0.1')
+    for (const s of [a, b]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => { sockets.delete(s); a.destroy(); b.destroy() }) }
+    a.pipe(b); b.pipe(a)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as { port: number }).port,
+    cut () { open = false; for (const s of sockets) s.destroy() },
+    heal () { open = true },
+    close () { open = false; server.close(); for (const s of sockets) s.destroy() },
+  }
+}
+
+const redis = await startRedis()
+const bLinkPort = await freePort()
+const proxy = await relay(bLinkPort)
+const A = await startNodeProcess({ redis: redis.url, nodeId: 'A' })
+const B = await startNodeProcess({ redis: redis.url, nodeId: 'B', args: ['--link-port', String(bLinkPort), '--link-advertise', `127.0.0.1:${proxy.port}`] })
+const nodes: NodeProcess[] = [A, B]
+t.teardown(async () => { await stopAll(nodes); proxy.close(); await redis.stop() })
+
+const transport = async (n: NodeProcess, tr: 'link' | 'redis', dir: 'sent' | 'received'): Promise<number> =>
+  Number(new RegExp(`^thingmesh_bus_transport_messages_total\\{transport="${tr}",direction="${dir}"\\} (\\d+)`, 'm').exec(await n.metrics())?.[1] ?? 0)
+const linkEvents = async (n: NodeProcess, event: string): Promise<number> =>
+  Number(new RegExp(`^thingmesh_cluster_link_events_total\\{event="${event}"\\} (\\d+)`, 'm').exec(await n.metrics())?.[1] ?? 0)
+const linkUp = async (from: NodeProcess): Promise<boolean> => {
+  const links = (await from.health()).body.links as Record<string, string> | undefined
+  return links !== undefined && Object.values(links).length === 1 && Object.values(links)[0] === 'up'
+}
+await waitFor(async () => await linkUp(A) && await linkUp(B), 'links up both ways')
+
+const pub = await connect(A.port, { clientId: 'link-pub' })
+const sub = await connect(B.port, { clientId: 'link-sub' })
+const got = collect(sub)
+t.teardown(() => close(pub, sub))
+let seq = 0
+/** Publishes n numbered messages on `topic` without waiting between them; resolves when all are written (QoS 1: acknowledged). */
+async function burst (topic: string, n: number, qosOf: (i: number) => 0 | 1 = () => 0): Promise<string[]> {
+  const sent: string[] = []
+  const acks: Array<Promise<unknown>> = []
+  for (let i = 0; i < n; i++) {
+    const payload = String(seq++)
+    sent.push(payload)
+    acks.push(pub.publishAsync(topic, payload, { qos: qosOf(i) }))
+  }
+  await Promise.all(acks)
+  return sent
+}
+const receivedOn = (topic: string): string[] => got.filter((m) => m.topic === topic).map((m) => m.payload)
+
+t.test('QoS 0 to another node goes over the link, in order, not through Redis', async (t) => {
+  await sub.subscribeAsync('lk/q0', { qos: 0 })
+  const [linkBefore, redisBefore] = [await transport(A, 'link', 'sent'), await transport(A, 'redis', 'sent')]
+  const sent = await burst('lk/q0', 300)
+  await waitFor(() => receivedOn('lk/q0').length >= 300, 'QoS 0 burst on B')
+  t.same(receivedOn('lk/q0'), sent, 'each once, in order')
+  t.ok(await transport(A, 'link', 'sent') - linkBefore >= 300, 'A sent them over the link')
+  t.equal(await transport(A, 'redis', 'sent') - redisBefore, 0, 'none through Redis')
+  t.ok(await transport(B, 'link', 'received') >= 300, 'B counts them as received over the link')
+})
+
+// [MQTT-4.6.0-6] orders a topic per QoS (aedes itself may let a QoS 0
+// publish overtake an earlier QoS 1 one on the same node: the QoS 1 one is
+// queued for offline sessions first). A bus batch holding a QoS 1 frame also
+// carries the QoS 0 frames of its turn and goes through Redis; the QoS 0-only
+// batch after it takes the link and must not overtake it.
+t.test('mixed QoS 0 / QoS 1 to one topic: each QoS in order across the two transports', async (t) => {
+  await sub.subscribeAsync('lk/mixed', { qos: 1 })
+  const [linkBefore, redisBefore] = [await transport(A, 'link', 'sent'), await transport(A, 'redis', 'sent')]
+  // Runs of QoS 0 between single QoS 1 publishes: every run switches transport twice.
+  const qosOf = (i: number): 0 | 1 => i % 7 === 3 ? 1 : 0
+  const sent = await burst('lk/mixed', 700, qosOf)
+  await waitFor(() => receivedOn('lk/mixed').length >= 700, 'mixed burst on B')
+  const mixed = got.filter((m) => m.topic === 'lk/mixed')
+  for (const qos of [0, 1]) {
+    t.same(mixed.filter((m) => m.qos === qos).map((m) => m.payload), sent.filter((_, i) => qosOf(i) === qos), `QoS ${qos}: each once, in the order published`)
+  }
+  t.ok(await transport(A, 'link', 'sent') > linkBefore, 'some went over the link')
+  t.ok(await transport(A, 'redis', 'sent') > redisBefore, 'some (QoS 1) through Redis')
+})
+
+t.test('a cut link falls back to Redis, keeps the order and comes back', async (t) => {
+  await sub.subscribeAsync('lk/cut', { qos: 0 })
+  const redisBefore = await transport(A, 'redis', 'sent')
+  const first = await burst('lk/cut', 100)
+  proxy.cut()
+  await waitFor(async () => !(await linkUp(A)), 'A sees its link to B down')
+  const during = await burst('lk/cut', 100)
+  await waitFor(() => receivedOn('lk/cut').length >= 200, 'messages sent during the cut')
+  t.ok(await transport(A, 'redis', 'sent') - redisBefore >= 100, 'those went through Redis')
+  proxy.heal()
+  await waitFor(() => linkUp(A), 'the link is back')
+  const linkBefore = await transport(A, 'link', 'sent')
+  const after = await burst('lk/cut', 100)
+  await waitFor(() => receivedOn('lk/cut').length >= 300, 'messages after the link came back')
+  t.same(receivedOn('lk/cut'), [...first, ...during, ...after], 'all of them, in order')
+  t.ok(await transport(A, 'link', 'sent') - linkBefore >= 100, 'after the cut, over the link again')
+  t.ok(await linkEvents(A, 'down') >= 1, 'link down counted')
+})
+
+t.test('connections without the cluster secret are refused; nothing else is affected', async (t) => {
+  const authBefore = await linkEvents(B, 'rejected_auth')
+  const malformedBefore = await linkEvents(B, 'rejected_malformed')
+  const bId = Object.keys((await A.health()).body.links as Record<string, string>)[0]
+  /** Writes `bytes`, then resolves with everything B sent back once B closed the connection. */
+  const talk = (bytes: (reply: Buffer) => Buffer | null, first: Buffer): Promise<Buffer> => new Promise((resolve, reject) => {
+    const s = tcpConnect(bLinkPort, '127.0.0.1')
+    let got = Buffer.alloc(0)
+    s.on('error', () => {})
+    s.on('connect', () => s.write(first))
+    s.on('data', (d) => { got = Buffer.concat([got, d]); const next = bytes(got); if (next) s.write(next) })
+    s.on('close', () => resolve(got))
+    setTimeout(() => { s.destroy(); reject(new Error('B did not close the connection')) }, 8000)
+  })
+  const frame = (type: number, body: Buffer): Buffer => { const h = Buffer.alloc(5); h.writeUInt32BE(body.length + 1); h[4] = type; return Buffer.concat([h, body]) }
+  const hello = (from: string, to: string): Buffer => {
+    const f = Buffer.from(from); const to2 = Buffer.from(to)
+    const u16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b }
+    return frame(0x10, Buffer.concat([Buffer.from([1]), randomBytes(16), u16(f.length), f, u16(to2.length), to2]))
+  }
+  // 1. Garbage instead of a handshake.
+  await talk(() => null, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+  // 2. A batch before authenticating.
+  await talk(() => null, frame(0x01, Buffer.from([0xb2, 0, 1, 0x41])))
+  // 3. A frame announced far over the limit.
+  await talk(() => null, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x01]))
+  // 4. A well-formed handshake with a proof made with the wrong secret, claiming to be A.
+  const aId = Object.keys((await B.health()).body.links as Record<string, string>)[0]
+  let answered = false
+  const reply = await talk((r) => {
+    if (answered || r.length < 5 + 48) return null
+    answered = true
+    return frame(0x12, createHmac('sha256', 'not-the-secret').update(r).digest())
+  }, hello(aId, bId))
+  t.equal(reply[4], 0x11, 'B answered HELLO with its challenge')
+  t.notOk(reply.includes(Buffer.from([0, 0, 0, 1, 0x13])), 'but never with READY')
+  await waitFor(async () => await linkEvents(B, 'rejected_malformed') - malformedBefore >= 3 && await linkEvents(B, 'rejected_auth') - authBefore >= 1, 'refusals counted')
+  t.match(B.log(), /BROKER_LINK_REJECTED/, 'logged with its code')
+  t.ok(await linkUp(A), "A's own link to B is still up")
+  await sub.subscribeAsync('lk/after', { qos: 0 })
+  const linkBefore = await transport(A, 'link', 'sent')
+  const sent = await burst('lk/after', 50)
+  await waitFor(() => receivedOn('lk/after').length >= 50, 'delivery after the refusals')
+  t.same(receivedOn('lk/after'), sent, 'delivered in order')
+  t.ok(await transport(A, 'link', 'sent') - linkBefore >= 50, 'still over the link')
+})
