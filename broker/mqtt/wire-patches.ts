@@ -2,10 +2,10 @@ import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { stateOf } from './client-state.ts'
 import { flushHeld, holdCork, writeHeld } from './cork.ts'
-import { installQos0Delivery } from './delivery.ts'
+import { installDeliverers } from './delivery.ts'
 import { installMemoryPatches } from './memory-patches.ts'
 import { installSlowConsumerGuard, shedSlowConsumer } from './slow-consumers.ts'
-import { encodeQos0, type Qos0Publish } from './shared-encoding.ts'
+import { encodePublish, type Publish } from './shared-encoding.ts'
 
 const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream: WriteToStream }
@@ -38,7 +38,7 @@ export function installWirePatches (): void {
   installed = true
   installMemoryPatches()
   installSlowConsumerGuard(THINGMESH_BROKER)
-  installQos0Delivery(THINGMESH_BROKER)
+  installDeliverers(THINGMESH_BROKER)
   mqttPacket.writeToStream = function patchedWriteToStream (packet, stream, opts) {
     const client = (stream as Writable & { client?: { broker?: Record<symbol, unknown> } }).client
     if (client?.broker?.[THINGMESH_BROKER] === true) {
@@ -67,7 +67,7 @@ export function installWirePatches (): void {
           return true
         }
         if (shedSlowConsumer(client as never, stream, packet as { qos?: number })) return true
-        const shared = encodeQos0(packet as Qos0Publish, opts as { protocolVersion?: number } | undefined)
+        const shared = encodePublish(packet as Publish, opts as { protocolVersion?: number } | undefined)
         if (shared?.payload === null) return writeHeld(stream, shared.head)
         flushHeld(stream)
         holdCork(stream)
@@ -84,14 +84,33 @@ export function installWirePatches (): void {
   }
 }
 
-/** The publish with this id is routed: send its PUBACK, and any before it, in order. */
+/**
+ * The publish with this id is routed: send its PUBACK, and any before it, in
+ * order. PUBACKs are held with the socket's other small packets (cork.ts) and
+ * leave with them at the end of the turn: written one by one through
+ * mqtt-packet, each was a writev of its own (three chunks, a cork and a
+ * nextTick), 19% of a standalone node's CPU under the QoS1 bench (issue 8).
+ */
 export function releasePuback (client: object & { conn: Writable }, messageId: number): void {
   const pending = stateOf(client).pubacks
   const entry = pending.find((p) => p.messageId === messageId && !p.routed)
   if (!entry) return
   entry.routed = true
-  while (pending.length > 0 && pending[0].routed) {
-    const { messageId: id } = pending.shift()!
-    if (!client.conn.destroyed) { flushHeld(client.conn); original({ cmd: 'puback', messageId: id }, client.conn) }
+  let n = 0
+  while (n < pending.length && pending[n].routed) n++
+  if (n === 0) return
+  const released = pending.splice(0, n)
+  if (client.conn.destroyed) return
+  writeHeld(client.conn, pubackBytes(released))
+}
+
+/** PUBACK packets [MQTT-3.4]: 0x40, Remaining Length 2, the packet id. */
+function pubackBytes (entries: Array<{ messageId: number }>): Buffer {
+  const buf = Buffer.allocUnsafe(4 * entries.length)
+  for (let i = 0, o = 0; i < entries.length; i++, o += 4) {
+    buf[o] = 0x40
+    buf[o + 1] = 2
+    buf.writeUInt16BE(entries[i].messageId, o + 2)
   }
+  return buf
 }

@@ -1,12 +1,12 @@
 import t from 'tap'
 import { createServer, type AddressInfo } from 'node:net'
 import { Aedes } from 'aedes'
-import { installQos0Delivery } from '../../broker/mqtt/delivery.ts'
+import { installDeliverers } from '../../broker/mqtt/delivery.ts'
 import { close, collect, connect } from '../helpers/mqtt.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MARK = Symbol('test.qos0-delivery')
-installQos0Delivery(MARK)
+installDeliverers(MARK)
 
 /** An in-process aedes on a free port; `marked` ones get thingmesh's QoS 0 deliverer. */
 async function broker (marked: boolean): Promise<{ port: number, duplicateReads: () => number, stop: () => Promise<void> }> {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import mqttPacket from 'mqtt-packet'
-import { encodeQos0, type Qos0Publish } from '../../broker/mqtt/shared-encoding.ts'
+import { encodePublish as encodeQos0, type Publish as Qos0Publish } from '../../broker/mqtt/shared-encoding.ts'
 
 const expected = (p: object): Buffer => mqttPacket.generate({ cmd: 'publish', qos: 0, ...p } as never)
 function bytes (p: Qos0Publish, opts?: { protocolVersion?: number }): Buffer | undefined {
@@ -64,9 +64,51 @@ t.test('a large payload is written by reference after its header', async (t) => 
 })
 
 t.test('what it does not encode is left to mqtt-packet', async (t) => {
-  t.equal(encodeQos0({ topic: 'q1', payload: Buffer.from('x'), qos: 1 }), undefined, 'QoS 1 needs a packet id per client')
+  t.equal(encodeQos0({ topic: 'q1', payload: Buffer.from('x'), qos: 1 }), undefined, 'QoS 1 without a packet id')
+  t.equal(encodeQos0({ topic: 'q1', payload: Buffer.from('x'), qos: 1, messageId: 0 }), undefined, 'packet id 0')
+  t.equal(encodeQos0({ topic: 'q1', payload: Buffer.from('x'), qos: 2, messageId: 65_536 }), undefined, 'a packet id past 16 bits')
+  t.equal(encodeQos0({ topic: 'q3', payload: Buffer.from('x'), qos: 3 }), undefined, 'QoS 3')
   t.equal(encodeQos0({ topic: 'v5', payload: Buffer.from('x') }, { protocolVersion: 5 }), undefined, 'MQTT 5 has properties')
   t.equal(encodeQos0({ topic: Buffer.from('b'), payload: Buffer.from('x') }), undefined, 'a Buffer topic')
   t.equal(encodeQos0({ topic: 'long', payload: 'text' }), undefined, 'a string payload')
   t.equal(encodeQos0({ topic: 'x'.repeat(70_000), payload: Buffer.from('x') }), undefined, 'a topic past 65,535 bytes')
+})
+
+t.test('QoS 1 and 2: the bytes mqtt-packet writes, with each delivery\'s own packet id', async (t) => {
+  const sizes = [0, 1, 64, 119, 120, 121, 2048, 2049, 16_376, 16_377, 100_000]
+  let compared = 0
+  for (const topic of ['a', 'bench/q1/3', 'ünïcødé/€/😀']) {
+    for (const size of sizes) {
+      const payload = Buffer.alloc(size, size % 251)
+      for (const qos of [1, 2] as const) {
+        for (const [retain, dup] of [[false, false], [true, false], [false, true]]) {
+          for (const messageId of [1, 255, 256, 40_000, 65_535]) {
+            const got = bytes({ topic, payload, qos, retain, dup, messageId })
+            if (got === undefined || !got.equals(expected({ topic, payload, qos, retain, dup, messageId }))) t.fail(`differs: topic ${topic}, ${size} bytes, QoS ${qos}, retain ${retain}, dup ${dup}, id ${messageId}`)
+            else compared++
+          }
+        }
+      }
+    }
+  }
+  t.equal(compared, 3 * sizes.length * 2 * 3 * 5, 'all equal')
+})
+
+t.test('QoS 1 deliveries of one publish: one Buffer each, none shared, the header encoded once', async (t) => {
+  const payload = Buffer.from('fan out')
+  const a = encodeQos0({ topic: 'f/1', payload, qos: 1, messageId: 7 })!
+  const b = encodeQos0({ topic: 'f/1', payload, qos: 1, messageId: 8 })!
+  t.not(a.head, b.head, 'each subscriber its own bytes')
+  t.equal(a.payload, null, 'a small payload is inside them')
+  t.ok(a.head.equals(expected({ topic: 'f/1', payload, qos: 1, messageId: 7 })))
+  t.ok(b.head.equals(expected({ topic: 'f/1', payload, qos: 1, messageId: 8 })), 'the second is not the first with its id')
+  // A QoS 0 subscriber of the same publish in between does not spoil either.
+  const z = encodeQos0({ topic: 'f/1', payload })!
+  const c = encodeQos0({ topic: 'f/1', payload, qos: 1, messageId: 9 })!
+  t.ok(z.head.equals(expected({ topic: 'f/1', payload })))
+  t.ok(c.head.equals(expected({ topic: 'f/1', payload, qos: 1, messageId: 9 })))
+  const big = Buffer.alloc(10_000, 1)
+  const d = encodeQos0({ topic: 'f/big', payload: big, qos: 1, messageId: 10 })!
+  t.equal(d.payload, big, 'a large payload is written by reference after its header')
+  t.ok(Buffer.concat([d.head, d.payload!]).equals(expected({ topic: 'f/big', payload: big, qos: 1, messageId: 10 })))
 })
