@@ -31,17 +31,41 @@ export function isReserved (topicOrFilter: string): boolean {
     RESERVED_PREFIXES.some((p) => topicOrFilter.startsWith(p))
 }
 
-/** Does `topic` match `filter`? [MQTT-4.7.2-1]: first-level wildcards never match '$' topics. */
+/**
+ * Does `topic` match `filter`? [MQTT-4.7.2-1]: first-level wildcards never
+ * match '$' topics. Walks both strings level by level without splitting them:
+ * it runs per delivery (hooks.authorizeForward), for every filter of the
+ * subscriber, and two arrays of substrings per call were garbage for nothing
+ * (issue 8).
+ */
 export function matches (filter: string, topic: string): boolean {
-  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false
-  // Every other topic: without splitting both (per message to a `#` subscriber, e.g. its retained burst).
+  const f0 = filter.charCodeAt(0)
+  if (topic.charCodeAt(0) === DOLLAR && (f0 === PLUS || f0 === HASH)) return false
   if (filter === '#') return true
-  const f = filter.split('/')
-  const t = topic.split('/')
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true
-    if (i >= t.length) return false
-    if (f[i] !== '+' && f[i] !== t[i]) return false
+  const fl = filter.length
+  const tl = topic.length
+  // fi, ti: where the current level starts; ti > tl once the topic has no level left.
+  let fi = 0
+  let ti = 0
+  for (;;) {
+    let fe = filter.indexOf('/', fi)
+    if (fe < 0) fe = fl
+    const fLen = fe - fi
+    // '#' matches the rest, the parent level included ('a/#' matches 'a') [MQTT-4.7.1-2].
+    if (fLen === 1 && filter.charCodeAt(fi) === HASH) return true
+    if (ti > tl) return false
+    let te = topic.indexOf('/', ti)
+    if (te < 0) te = tl
+    if (fLen !== 1 || filter.charCodeAt(fi) !== PLUS) {
+      if (te - ti !== fLen) return false
+      for (let k = 0; k < fLen; k++) if (filter.charCodeAt(fi + k) !== topic.charCodeAt(ti + k)) return false
+    }
+    fi = fe + 1
+    ti = te + 1
+    if (fi > fl) return ti > tl
   }
-  return f.length === t.length
 }
+
+const DOLLAR = 0x24
+const PLUS = 0x2b
+const HASH = 0x23
