@@ -7,12 +7,22 @@ interface Matcher { add(f: string, v: string): void, remove(f: string, v?: strin
 export interface InterestChange { v: 1, t: 'interest', b: string, seq: number, op: 'add' | 'rm', f: string[] }
 
 /**
- * `heard`: the highest version announced on the control channel while the
- * set was being read. A change announced after the read was done in Redis
- * can reach us before the read's reply (two connections), so a read older
- * than what was heard meanwhile is read again.
+ * A remote node's set as far as we know it. `seq` is the version `filters`
+ * reflect; `based` says a snapshot was loaded. Changes that cannot be applied
+ * yet (no snapshot, or a version missing before them) wait in `held`: a
+ * change announced after our read was done in Redis can reach us before the
+ * read's reply (two connections), and is applied on top of the snapshot
+ * instead of making us read the whole set again. Known = based and nothing
+ * held: a version gap means a change we have not heard (yet).
  */
-interface Remote { seq: number, filters: Set<string>, known: boolean, heard: number }
+interface Remote { seq: number, filters: Set<string>, based: boolean, known: boolean, held: Map<number, InterestChange>, cuts: number }
+
+/**
+ * Changes held per node while its set is unknown, at most; past this the
+ * oldest are dropped and the next read catches up (a subscribe storm during a
+ * long read must not grow memory without bound).
+ */
+const MAX_HELD = 10_000
 
 export interface InterestIo {
   /** Atomically reads a node's interest set and version. */
@@ -51,7 +61,7 @@ export class InterestTable {
   /** Live members changed: learn new nodes, forget gone ones. */
   setMembers (brokerIds: string[]): void {
     const live = new Set(brokerIds.filter((b) => b !== this.self))
-    for (const b of live) if (!this.remotes.has(b)) { this.remotes.set(b, { seq: 0, filters: new Set(), known: false, heard: 0 }); void this.resync(b) }
+    for (const b of live) if (!this.remotes.has(b)) { this.remotes.set(b, newRemote()); void this.resync(b) }
     for (const b of [...this.remotes.keys()]) if (!live.has(b)) this.forget(b)
     this.refreshUnknown()
   }
@@ -59,50 +69,79 @@ export class InterestTable {
   apply (c: InterestChange): void {
     if (c.b === this.self) return
     let r = this.remotes.get(c.b)
-    if (!r) { r = { seq: 0, filters: new Set(), known: false, heard: 0 }; this.remotes.set(c.b, r); this.refreshUnknown() }
-    if (!r.known) { r.heard = Math.max(r.heard, c.seq); void this.resync(c.b); return }
+    if (!r) { r = newRemote(); this.remotes.set(c.b, r); this.refreshUnknown() }
+    // No snapshot yet: whatever version it will have, this may come after it.
+    if (!r.based) { hold(r, c); void this.resync(c.b); return }
     if (c.seq <= r.seq) return
-    if (c.seq !== r.seq + 1) { r.known = false; this.refreshUnknown(); void this.resync(c.b); return }
-    r.seq = c.seq
-    for (const f of c.f) {
-      if (c.op === 'add') { if (!r.filters.has(f)) { r.filters.add(f); this.matcher.add(f, c.b) } } else if (r.filters.delete(f)) this.matcher.remove(f, c.b)
-    }
+    if (r.known && c.seq === r.seq + 1) { this.applyOne(r, c); return }
+    // A version is missing before this one: hold it until the gap is filled.
+    hold(r, c)
+    this.drain(r)
+    if (!r.known) void this.resync(c.b)
   }
 
-  /** After our pub/sub link was cut, every remote set may be stale. */
+  /** After our pub/sub link was cut, every remote set may be stale (changes may have been missed). */
   resyncAll (): void {
-    for (const [b, r] of this.remotes) { r.known = false; void this.resync(b) }
+    // Redis may have restarted without its data: versions start over, so the next read is the truth.
+    for (const [b, r] of this.remotes) { r.known = false; r.based = false; r.held.clear(); r.cuts++; void this.resync(b) }
     this.refreshUnknown()
   }
 
+  /**
+   * Reads a node's set and applies the changes held meanwhile on top. One
+   * read at a time per node; a read that leaves a gap is not repeated at
+   * once (the missing change is most likely still on its way on the control
+   * channel): the node stays unknown, gets every publish, and is read again
+   * on the next change that cannot be applied or on the next membership beat.
+   */
   private resync (b: string): Promise<void> {
     const running = this.resyncing.get(b)
     if (running) return running
-    const started = this.remotes.get(b)
-    if (started) started.heard = 0
+    const cuts = this.remotes.get(b)?.cuts
     let again = false
     const p = (async () => {
       try {
         const snap = await this.io.snapshot(b)
         const r = this.remotes.get(b)
         if (!r) return
-        for (const f of r.filters) this.matcher.remove(f, b)
-        r.filters = new Set(snap.filters)
-        for (const f of r.filters) this.matcher.add(f, b)
+        // Our link was cut while this read was out: it may predate changes we will never hear.
+        if (r.cuts !== cuts) { again = true; return }
+        const next = new Set(snap.filters)
+        // Only the difference touches the matcher: re-adding every filter of a
+        // large set on each read was the cost that grew with the set.
+        for (const f of r.filters) if (!next.has(f)) this.matcher.remove(f, b)
+        for (const f of next) if (!r.filters.has(f)) this.matcher.add(f, b)
+        r.filters = next
         r.seq = snap.seq
-        // Stays unknown (gets every publish) until a read is at least as new as what was heard.
-        r.known = r.heard <= snap.seq
-        again = !r.known
+        r.based = true
+        this.drain(r)
       } catch (err) {
         this.onError(err as Error) // stays unknown: it keeps getting every publish; retried on the next change or membership beat
       } finally {
         this.resyncing.delete(b)
-        this.refreshUnknown()
         if (again) void this.resync(b)
       }
     })()
     this.resyncing.set(b, p)
     return p
+  }
+
+  /** Applies held changes that follow on from `r.seq`; known once none is left waiting. */
+  private drain (r: Remote): void {
+    for (const seq of [...r.held.keys()]) if (seq <= r.seq) r.held.delete(seq)
+    for (let c = r.held.get(r.seq + 1); c !== undefined; c = r.held.get(r.seq + 1)) {
+      r.held.delete(c.seq)
+      this.applyOne(r, c)
+    }
+    const known = r.held.size === 0
+    if (known !== r.known) { r.known = known; this.refreshUnknown() }
+  }
+
+  private applyOne (r: Remote, c: InterestChange): void {
+    r.seq = c.seq
+    for (const f of c.f) {
+      if (c.op === 'add') { if (!r.filters.has(f)) { r.filters.add(f); this.matcher.add(f, c.b) } } else if (r.filters.delete(f)) this.matcher.remove(f, c.b)
+    }
   }
 
   /** Retries nodes still unknown (called on every membership beat). */
@@ -124,4 +163,13 @@ export class InterestTable {
   describe (): Record<string, { seq: number, filters: number, known: boolean }> {
     return Object.fromEntries([...this.remotes].map(([b, r]) => [b, { seq: r.seq, filters: r.filters.size, known: r.known }]))
   }
+}
+
+function newRemote (): Remote {
+  return { seq: 0, filters: new Set(), based: false, known: false, held: new Map(), cuts: 0 }
+}
+
+function hold (r: Remote, c: InterestChange): void {
+  r.held.set(c.seq, c)
+  if (r.held.size > MAX_HELD) r.held.delete(r.held.keys().next().value!)
 }
