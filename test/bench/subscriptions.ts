@@ -253,7 +253,12 @@ async function runVariant (variant: string): Promise<Result> {
     await waitForInterest(b, TEMPLATE[variant])
     const rssAfterSubscribe = b.pids.map(rssMiB)
 
-    for (let i = 0; i < PUBLISHERS; i++) publishers.push(await rawPublisher(b.ports[i % b.ports.length], `pub-${i}`))
+    for (let i = 0; i < PUBLISHERS; i++) {
+      publishers.push(await rawPublisher(b.ports[i % b.ports.length], `pub-${i}`).catch((err: Error) => {
+        // A node that went away during the subscribe phase: say which and why, not just ECONNREFUSED.
+        throw new Error(`${variant}: publisher ${i} could not connect (${err.message}); last node log lines:\n${b.logTail?.() ?? ''}`)
+      }))
+    }
     const pids: Record<string, number> = { redis: rPid, 'bench publishers': process.pid }
     b.pids.forEach((pid, i) => { pids[`node b${i + 1}`] = pid })
     workers.forEach((w, i) => { pids[`worker ${i}`] = w.proc.pid! })
