@@ -164,3 +164,29 @@ t.test('connections without the cluster secret are refused; nothing else is affe
   t.same(receivedOn('lk/after'), sent, 'delivered in order')
   t.ok(await transport(A, 'link', 'sent') - linkBefore >= 50, 'still over the link')
 })
+
+t.test('a restarted peer gets a new link to its new incarnation', async (t) => {
+  const upBefore = await linkEvents(A, 'up')
+  const oldB = Object.keys((await A.health()).body.links as Record<string, string>)
+  t.equal(oldB.length, 1, 'A has its link to B')
+  await B.kill('SIGTERM')
+  const B2 = await startNodeProcess({ redis: redis.url, nodeId: 'B', args: ['--link-port', String(bLinkPort), '--link-advertise', `127.0.0.1:${proxy.port}`] })
+  nodes.push(B2)
+  await waitFor(async () => {
+    const links = (await A.health()).body.links as Record<string, string>
+    const ids = Object.keys(links)
+    return ids.length === 1 && !oldB.includes(ids[0]) && links[ids[0]] === 'up'
+  }, 'A linked to the new incarnation of B only')
+  t.ok(await linkEvents(A, 'up') > upBefore, 'a new link came up')
+  const sub2 = await connect(B2.port, { clientId: 'link-sub2' })
+  const got2 = collect(sub2)
+  await sub2.subscribeAsync('lk/restart', { qos: 0 })
+  // The subscription reaches A through Redis (interest notice): wait until a probe arrives.
+  await waitFor(async () => { await pub.publishAsync('lk/restart', 'probe'); return got2.length > 0 }, 'routed to the new B')
+  const linkBefore = await transport(A, 'link', 'sent')
+  const sent = await burst('lk/restart', 100)
+  await waitFor(() => got2.filter((m) => m.payload !== 'probe').length >= 100, 'burst on the new B')
+  t.same(got2.filter((m) => m.payload !== 'probe').map((m) => m.payload), sent, 'in order')
+  t.ok(await transport(A, 'link', 'sent') - linkBefore >= 100, 'over the link')
+  await close(sub2)
+})

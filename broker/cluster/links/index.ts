@@ -28,7 +28,7 @@ export interface ClusterLinksOptions {
   handshakeTimeoutMs: number
   /** Unsent bytes a link may hold before it counts as stuck and is cut. */
   maxBacklogBytes: number
-  onEvent(event: 'up' | 'down' | 'rejected_auth' | 'rejected_malformed' | 'rejected_timeout' | 'connect_failed' | 'cut'): void
+  onEvent(event: 'up' | 'down' | 'rejected_auth' | 'rejected_stale' | 'rejected_malformed' | 'rejected_timeout' | 'connect_failed' | 'cut'): void
 }
 
 export interface LinkStats extends RouterStats {
@@ -74,7 +74,8 @@ export class ClusterLinks {
       },
       onAccepted: (from) => o.log.debug({ event: 'link.accepted', from }),
       onRejected: (reason, remote, detail) => {
-        o.onEvent(reason === 'auth' ? 'rejected_auth' : reason === 'malformed' ? 'rejected_malformed' : 'rejected_timeout')
+        o.onEvent(`rejected_${reason === 'handshake_timeout' ? 'timeout' : reason}`)
+        if (reason === 'stale') { o.log.info({ event: 'link.stale', remote, detail }, 'refused a link meant for an earlier incarnation of this node'); return }
         this.logReject(reason, remote, detail)
         if (reason === 'auth') o.onAuthFailure()
       },

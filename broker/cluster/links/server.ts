@@ -5,6 +5,9 @@ import {
   decodeHello, encodeChallenge, frame, proof, proofMatches, tokenFrame,
 } from './protocol.ts'
 
+/** stale: a sender still knows an earlier incarnation of this node at this address (until its next heartbeat tells it). */
+export type RejectReason = 'auth' | 'stale' | 'malformed' | 'handshake_timeout'
+
 export interface LinkServerOptions {
   self: string
   /** The cluster secret as of now (it may be replaced: ClusterLinks.setSecret). */
@@ -14,7 +17,7 @@ export interface LinkServerOptions {
   onBatch(from: string, batch: Buffer): boolean
   onAccepted(from: string): void
   /** A connection refused or closed for breaking the protocol; nothing else is affected. */
-  onRejected(reason: 'auth' | 'malformed' | 'handshake_timeout', remote: string, detail: string): void
+  onRejected(reason: RejectReason, remote: string, detail: string): void
 }
 
 /**
@@ -65,7 +68,7 @@ export class LinkServer {
     let stage: 'hello' | 'auth' | 'up' = 'hello'
     let hello: { nonce: Buffer, from: string, to: string } | null = null
     let closed = false
-    const reject = (reason: 'auth' | 'malformed' | 'handshake_timeout', detail: string): false => {
+    const reject = (reason: RejectReason, detail: string): false => {
       if (!closed) { closed = true; this.o.onRejected(reason, remote, detail) }
       socket.destroy()
       return false
@@ -86,7 +89,7 @@ export class LinkServer {
           const h = type === FrameType.HELLO ? decodeHello(body) : null
           if (!h || h.version !== LINK_VERSION) return reject('malformed', 'expected HELLO of version ' + LINK_VERSION)
           // A stale address (the node restarted as another incarnation) is refused, as is a loop.
-          if (h.to !== this.o.self || h.from === this.o.self) return reject('auth', `link for ${h.to} from ${h.from}`)
+          if (h.to !== this.o.self || h.from === this.o.self) return reject('stale', `link for ${h.to} from ${h.from}`)
           hello = { nonce: Buffer.from(h.nonce), from: h.from, to: h.to }
           socket.write(encodeChallenge(nonce, proof(this.o.secret(), 'R', hello.nonce, nonce, h.from, h.to)))
           stage = 'auth'
