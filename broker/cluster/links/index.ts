@@ -131,10 +131,12 @@ export class ClusterLinks {
 
   private open (peer: string, addr: LinkAddress): PeerLink {
     const { log } = this.o
+    let failures = 0
     return new PeerLink({
       self: this.o.self, peer, host: addr.host, port: addr.port, secret: () => this.secret, handshakeTimeoutMs: this.o.handshakeTimeoutMs,
       onUp: () => {
         this.o.onEvent('up')
+        failures = 0
         log.info({ event: 'link.up', peer, address: `${addr.host}:${addr.port}` }, 'direct link to a peer is up')
         this.router.linkUp(peer)
       },
@@ -146,7 +148,14 @@ export class ClusterLinks {
       onSynced: (token) => this.router.synced(peer, token),
       onMarkerAck: (token) => this.router.markerAcked(peer, token),
       onFailed: (reason, detail) => {
-        if (reason === 'connect') { this.o.onEvent('connect_failed'); log.debug({ event: 'link.connect_failed', peer, err: detail }); return }
+        if (reason === 'connect') {
+          this.o.onEvent('connect_failed')
+          // Said once per run of failures: a peer advertising an address this node cannot reach
+          // (--link-host 127.0.0.1 on another host) works through Redis, only slower.
+          if (++failures === 5) log.warn({ event: 'link.unreachable', peer, address: `${addr.host}:${addr.port}`, err: detail }, 'cannot reach a peer\'s link address (check --link-host / --link-advertise); its traffic goes through Redis')
+          else log.debug({ event: 'link.connect_failed', peer, err: detail })
+          return
+        }
         if (reason === 'auth') this.o.onAuthFailure()
         this.o.onEvent(reason === 'auth' ? 'rejected_auth' : reason === 'handshake_timeout' ? 'rejected_timeout' : reason === 'malformed' ? 'rejected_malformed' : 'cut')
         log.warn({ event: 'link.failed', peer, reason, detail }, 'direct link to a peer failed; its traffic goes through Redis')
