@@ -8,9 +8,10 @@ import { startHttp } from './http/server.ts'
 import { ClusterRuntime } from './cluster-runtime.ts'
 import { createHooks, type AedesClient } from './mqtt/hooks.ts'
 import { startEngine, type DirectRoute, type EngineBridge } from './engine-bridge.ts'
-import type { EngineApi } from '../engine/runtime/index.ts'
+import { parseInbound, type EngineApi } from '../engine/runtime/index.ts'
 import { guardSocket, type Violation } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
+import { publishQos1InTurn } from './mqtt/qos1-inbound.ts'
 import type { ShedAction } from './mqtt/slow-consumers.ts'
 import { stateOf } from './mqtt/client-state.ts'
 import { startSysPublisher } from './sys-topics.ts'
@@ -119,7 +120,8 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
     sessions: cluster?.sessionHooks() ?? null,
     localClient: (id) => clients()[id],
     // Engine writes that arrive before the engine runs wait for it (their PUBACK with them).
-    ingest: (packet, client) => engineBridge !== null ? engineBridge.ingest(packet, client) : engineStarted.then((b) => b.ingest(packet, client)),
+    // Other topics have nothing to make durable: no promise per publish (issue 8).
+    ingest: (packet, client) => parseInbound(packet.topic) === undefined ? undefined : engineBridge !== null ? engineBridge.ingest(packet, client) : engineStarted.then((b) => b.ingest(packet, client)),
   })
   broker = await Aedes.createBroker({
     id: brokerId,
@@ -196,6 +198,7 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
     guardSocket(conn, config, onViolation)
     const client = handle(conn as never, undefined as never) as unknown as { duplicates: unknown }
     client.duplicates = NEVER_SEEN
+    publishQos1InTurn(client as never)
   })
   mqttPort = listeners.ports.mqtt
 

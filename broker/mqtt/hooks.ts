@@ -37,9 +37,10 @@ export interface HooksContext {
   /**
    * Makes a client publish durable where it must be (the thing engine's
    * partition log) before its PUBACK is released; a rejection withholds the
-   * PUBACK, so the client resends.
+   * PUBACK, so the client resends. Undefined: nothing to make durable (not
+   * an engine topic), the PUBACK goes at once, without a promise turn.
    */
-  ingest?: (packet: { topic: string, qos: number, payload: Buffer }, client: AedesClient) => Promise<void>
+  ingest?: (packet: { topic: string, qos: number, payload: Buffer }, client: AedesClient) => Promise<void> | undefined
 }
 
 type Cb<T = void> = (err: Error | null, result?: T) => void
@@ -192,8 +193,9 @@ export function createHooks (ctx: HooksContext) {
     published (packet: { topic: string, qos: number, messageId?: number, payload: Buffer }, client: (AedesClient & { conn: import('node:stream').Duplex }) | null, cb: (err?: Error | null) => void): void {
       if (client) {
         metrics.countIn(packet.qos, packet.payload.length)
-        if (ctx.ingest) {
-          ctx.ingest(packet, client).then(() => {
+        const durable = ctx.ingest?.(packet, client)
+        if (durable !== undefined) {
+          durable.then(() => {
             if (packet.qos === 1 && packet.messageId !== undefined) releasePuback(client, packet.messageId)
             cb(null)
           }, (err: Error) => {

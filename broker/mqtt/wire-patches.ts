@@ -43,7 +43,7 @@ export function installWirePatches (): void {
     const client = (stream as Writable & { client?: { broker?: Record<symbol, unknown> } }).client
     if (client?.broker?.[THINGMESH_BROKER] === true) {
       if (packet.cmd === 'puback' && packet.messageId !== undefined) {
-        stateOf(client).pubacks.push({ messageId: packet.messageId, routed: false })
+        withholdPuback(client, packet.messageId)
         return true
       }
       const state = stateOf(client)
@@ -82,6 +82,11 @@ export function installWirePatches (): void {
     }
     return original(packet, stream, opts)
   }
+}
+
+/** The PUBACK of an inbound QoS 1 publish: sent by `releasePuback` once the publish is routed, in arrival order [MQTT-4.6.0-2]. */
+export function withholdPuback (client: object, messageId: number): void {
+  stateOf(client).pubacks.push({ messageId, routed: false })
 }
 
 /**
