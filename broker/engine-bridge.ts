@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { Redis } from 'ioredis'
 import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
 import { createKeys } from './cluster/keys.ts'
@@ -99,6 +100,24 @@ const HISTORY_MAX = 10_000
 const HISTORY_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 
 /**
+ * The engine's three Redis connections: commands and scripts (the engine's
+ * Lua scripts defined on it), the blocking log reader, the subscriber.
+ */
+export function connectEngineRedis (common: { url: string, commandTimeoutMs: number, log: Logger }, nodeId: string): { cmd: Redis, reader: Redis, sub: Redis } {
+  // Ingest calls are written when RedisStore sends them (it gathers one
+  // event-loop turn of appends per call already). Through ioredis'
+  // auto-pipeline they waited a turn, and then for the replies of the
+  // pipeline before them (a round's commits: one pipeline in flight per
+  // connection): a device write's way to the log, and so to its change
+  // notification, was a turn and a commit round trip longer.
+  const cmd = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine`, direct: ['ingest'] })
+  const reader = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-read` })
+  const sub = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-sub`, subscriber: true })
+  defineScripts(cmd, ENGINE_LUA_DIR)
+  return { cmd, reader, sub }
+}
+
+/**
  * Wires the thing engine into a node: picks the store (Redis with --redis,
  * memory without), starts the engine after it caught up with the cluster's
  * definitions, and loads --import if given.
@@ -108,11 +127,7 @@ export async function startEngine (o: EngineBridgeOptions): Promise<EngineBridge
   let store: EngineStore
   if (config.redis !== undefined) {
     const url = config.redis
-    const common = { url, commandTimeoutMs: config.redisCommandTimeoutMs, log }
-    const cmd = connectRedis({ ...common, name: `thingmesh:${config.nodeId}:engine` })
-    const reader = connectRedis({ ...common, name: `thingmesh:${config.nodeId}:engine-read` })
-    const sub = connectRedis({ ...common, name: `thingmesh:${config.nodeId}:engine-sub`, subscriber: true })
-    defineScripts(cmd, ENGINE_LUA_DIR)
+    const { cmd, reader, sub } = connectEngineRedis({ url, commandTimeoutMs: config.redisCommandTimeoutMs, log }, config.nodeId)
     await Promise.all([cmd, reader, sub].map((r) => r.status === 'ready' ? undefined : new Promise((resolve) => r.once('ready', resolve))))
     const rs = new RedisStore({
       cmd, reader, sub,
