@@ -35,6 +35,13 @@ export interface EngineOptions {
   maxPublishLag: number
   /** Most commits of one partition sent to the store and not yet answered; the next batch is processed meanwhile. */
   maxCommitsInFlight: number
+  /**
+   * Longest a routed batch waits before it is removed from the outbox, so
+   * that the removals of several batches share one store call (0: at once).
+   * A crash re-publishes what was not removed yet (see docs/engine.md, the
+   * crash window), so this is also how much more that can be.
+   */
+  outboxAckDelayMs: number
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.freeze({
@@ -47,6 +54,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'brokerId'> = Object.fr
   tickMs: 250,
   maxPublishLag: 16,
   maxCommitsInFlight: 2,
+  outboxAckDelayMs: 50,
 })
 
 /** Log entries processed between two yields to the event loop (about 5-10 ms of work). */
@@ -75,7 +83,7 @@ interface Part {
   status: 'loading' | 'active' | 'draining' | 'dead'
   /** Committed batches handed to the broker, in commit order: resolves when the last one was handed over (not when it was routed). */
   issuing: Promise<void>
-  /** Resolves when every batch handed over so far was routed and its acknowledgement (outbox removal) answered. */
+  /** Resolves when every batch handed over so far was routed (its removal from the outbox may still wait: scheduleAck). */
   publishing: Promise<void>
   /** Committed batches with effects whose outbox entry is not removed yet. */
   publishLag: number
@@ -95,6 +103,9 @@ export class ThingEngine implements EngineApi {
   private beatTimer: NodeJS.Timeout | null = null
   private tickTimer: NodeJS.Timeout | null = null
   private beating: Promise<void> | null = null
+  /** Partitions with routed batches waiting for the next removal round (scheduleAck). */
+  private readonly ackDue = new Set<Part>()
+  private ackTimer: NodeJS.Timeout | null = null
   private loopDone: Promise<void> = Promise.resolve()
   /** Things with scheduled rules, by partition. */
   private scheduled = new Map<number, string[]>()
@@ -141,12 +152,17 @@ export class ThingEngine implements EngineApi {
     this.running = false
     if (this.beatTimer) clearInterval(this.beatTimer)
     if (this.tickTimer) clearInterval(this.tickTimer)
+    if (this.ackTimer) clearTimeout(this.ackTimer)
+    this.ackTimer = null
+    this.ackDue.clear()
     this.sync.stop()
     await this.loopDone
     await this.beating
     const held = new Map<number, number>()
     await Promise.allSettled([...this.parts.values()].map(async (part) => {
       await part.publishing
+      // Not running any more: removals are no longer delayed (scheduleAck).
+      await this.ackPublished(part)
       if (part.status !== 'dead') held.set(part.partition, part.token)
     }))
     try { await this.store.releaseAll(this.options.brokerId, held) } catch { /* the leases expire by themselves */ }
@@ -373,7 +389,7 @@ export class ThingEngine implements EngineApi {
     part.publishing = Promise.all([part.publishing, issued]).then(() => routed).then(() => {
       if (part.status === 'dead') return
       part.toAck++
-      return this.ackPublished(part)
+      this.scheduleAck(part)
     }, (err: Error) => {
       // The outbox is acknowledged strictly in order: a batch that failed to
       // publish must not be skipped. Reload the partition, which publishes
@@ -386,6 +402,30 @@ export class ThingEngine implements EngineApi {
 
   /** Read after an await: narrowing on `status` does not see a drop made meanwhile. */
   private isDead (part: Part): boolean { return part.status === 'dead' }
+
+  /**
+   * Removes routed batches from the outbox now or in the next removal round
+   * (at most outboxAckDelayMs later, every partition's in the same turn, so
+   * their calls share a socket write). Below capacity most batches carry an
+   * update or two, and one removal call per batch cost about as much as its
+   * commit: CPU that, on a busy node, made batches wait for the event loop.
+   * At once when half of maxPublishLag is waiting (processing stops at
+   * maxPublishLag), when the partition is being handed over, or when stopping.
+   */
+  private scheduleAck (part: Part): void {
+    if (this.options.outboxAckDelayMs <= 0 || !this.running || part.status !== 'active' || part.toAck * 2 >= this.options.maxPublishLag) {
+      void this.ackPublished(part)
+      return
+    }
+    this.ackDue.add(part)
+    if (this.ackTimer !== null) return
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null
+      const due = [...this.ackDue]
+      this.ackDue.clear()
+      for (const p of due) void this.ackPublished(p)
+    }, this.options.outboxAckDelayMs)
+  }
 
   /**
    * Removes the routed batches from the outbox. One removal in flight per
