@@ -104,13 +104,16 @@ const HISTORY_MAX_AGE_MS = 7 * 24 * 3600 * 1000
  * Lua scripts defined on it), the blocking log reader, the subscriber.
  */
 export function connectEngineRedis (common: { url: string, commandTimeoutMs: number, log: Logger }, nodeId: string): { cmd: Redis, reader: Redis, sub: Redis } {
-  // Ingest calls are written when RedisStore sends them (it gathers one
-  // event-loop turn of appends per call already). Through ioredis'
-  // auto-pipeline they waited a turn, and then for the replies of the
-  // pipeline before them (a round's commits: one pipeline in flight per
-  // connection): a device write's way to the log, and so to its change
-  // notification, was a turn and a commit round trip longer.
-  const cmd = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine`, direct: ['ingest'] })
+  // Ingest calls and commits are written when RedisStore sends them (an
+  // ingest call gathers one event-loop turn of appends already). Through
+  // ioredis' auto-pipeline each waited a turn, and then for the replies of
+  // the pipeline before it (one pipeline in flight per connection): a device
+  // write waited for the previous round's commits before it was even sent,
+  // and a round's commits for the previous round's, so a write's way to its
+  // change notification was up to two Redis round trips (with the scripts'
+  // run time) longer. A partition's commits still go out in processing
+  // order: written in call order on this one connection.
+  const cmd = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine`, direct: ['ingest', 'commit'] })
   const reader = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-read` })
   const sub = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-sub`, subscriber: true })
   defineScripts(cmd, ENGINE_LUA_DIR)
