@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis'
 import type { EngineKeys } from '../../broker/cluster/keys.ts'
 import type { DefinitionChange, ThingState } from '../index.ts'
 import { FORBIDDEN_KEYS, getOwn } from '../json.ts'
+import { isHeadSaved, markHeadSaved, propertyStateJson } from '../thing/index.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, type EntryFields, type LogEntry } from './entries.ts'
@@ -56,6 +57,27 @@ const PROPERTY_SEP = '/'
 /** The state field of a thing without its properties (they have a field each). */
 function stateHead (s: ThingState): string {
   return JSON.stringify({ v: s.v, thingId: s.thingId, seq: s.seq, rules: s.rules, alerts: s.alerts, shadow: s.shadow })
+}
+
+/**
+ * A stored property field: its property state, and in format 2 the thing's
+ * `seq` when it was written (a trailing member, taken off here so the cached
+ * state stays as processInput makes it).
+ */
+function readPropertyField (json: string): { p: ThingState['properties'][string], seq: number } {
+  const p = JSON.parse(json) as ThingState['properties'][string] & { seq?: unknown }
+  if (typeof p.seq !== 'number') return { p, seq: 0 }
+  const clean: ThingState['properties'][string] = { current: p.current }
+  if (p.counted !== undefined) clean.counted = p.counted
+  if (p.prev !== undefined) clean.prev = p.prev
+  if (p.changedAt !== undefined) clean.changedAt = p.changedAt
+  return { p: clean, seq: p.seq }
+}
+
+/** A property field: its JSON, in format 2 with `seqTail` (`,"seq":N}`) in place of the closing brace. */
+function propertyField (p: ThingState['properties'][string], seqTail: string): string {
+  const json = propertyStateJson(p)
+  return seqTail === '' ? json : json.slice(0, -1) + seqTail
 }
 
 /** The 1-based KEYS index of `key` in a script call's keys, added on first use. */
@@ -209,7 +231,12 @@ export class RedisStore implements EngineStore {
       const s = states.get(id)
       if (s === undefined) continue
       if (FORBIDDEN_KEYS.has(name)) continue
-      try { s.properties[name] = JSON.parse(json) as ThingState['properties'][string] } catch { /* unreadable: the default applies */ }
+      try {
+        const f = readPropertyField(json)
+        s.properties[name] = f.p
+        // Format 2 writes the head only when more than seq changed: the newest seq may be in a property field.
+        if (f.seq > s.seq) s.seq = f.seq
+      } catch { /* unreadable: the default applies */ }
     }
     const batches: OutMessage[][] = []
     for (const b of outbox) {
@@ -234,19 +261,29 @@ export class RedisStore implements EngineStore {
     // field per property, written only when the property changed: a device
     // write touches one property, and rewriting all of them (and their
     // previous samples) was most of the bytes a commit sent.
+    // Format 2: a property field carries the thing's seq as well, and the head
+    // (rules, alerts, shadow: mostly unchanged by a device write) is written
+    // only when one of them changed since it was last written, or when no
+    // property field of the thing is (then it is what records the new seq).
     let removed: string[] | undefined
     let fieldPairs = 0
     for (const [id, s] of c.states) {
-      args.push(id, stateHead(s))
-      fieldPairs++
+      const seqTail = format === 2 ? ',"seq":' + s.seq + '}' : ''
+      const before = fieldPairs
       const written = c.written?.get(id)
       if (written === undefined || written === null) {
-        for (const name in s.properties) { args.push(id + PROPERTY_SEP + name, JSON.stringify(s.properties[name])); fieldPairs++ }
+        for (const name in s.properties) { args.push(id + PROPERTY_SEP + name, propertyField(s.properties[name] as ThingState['properties'][string], seqTail)); fieldPairs++ }
       } else {
         for (const name of written) {
           const p = getOwn(s.properties, name)
-          if (p !== undefined) { args.push(id + PROPERTY_SEP + name, JSON.stringify(p)); fieldPairs++ }
+          if (p !== undefined) { args.push(id + PROPERTY_SEP + name, propertyField(p, seqTail)); fieldPairs++ }
         }
+      }
+      if (format !== 2 || fieldPairs === before || !isHeadSaved(s)) {
+        args.push(id, stateHead(s))
+        fieldPairs++
+        // Marked as the commit is built: if it fails, the owner drops every cached state of the partition.
+        if (format === 2) markHeadSaved(s)
       }
       const gone = c.removed?.get(id)
       if (gone !== undefined) for (const name of gone) (removed ??= []).push(id + PROPERTY_SEP + name)
@@ -322,7 +359,10 @@ export class RedisStore implements EngineStore {
     s.properties ??= {}
     names.forEach((n, i) => {
       const v = values[i]
-      if (v !== null && v !== undefined && !FORBIDDEN_KEYS.has(n)) s.properties[n] = JSON.parse(v) as ThingState['properties'][string]
+      if (v === null || v === undefined || FORBIDDEN_KEYS.has(n)) return
+      const f = readPropertyField(v)
+      s.properties[n] = f.p
+      if (f.seq > s.seq) s.seq = f.seq
     })
     return s
   }

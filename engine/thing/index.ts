@@ -1,6 +1,7 @@
-export { initialState, reconcileState, cloneState, THING_STATE_FORMAT, type ThingState, type PropertyState, type Sample, type RuleMemory, type ReconcileOptions } from './state.ts'
+export { initialState, reconcileState, cloneState, isHeadSaved, markHeadSaved, THING_STATE_FORMAT, type ThingState, type PropertyState, type Sample, type RuleMemory, type ReconcileOptions } from './state.ts'
 export { countsAsChange } from './change-policy.ts'
 export { applyWrite, parseWrite, isEnvelope, type PropertyWrite, type PropertyChange, type RawWrite, type WriteRejection, type WriteResult, type WriteDefinition } from './write.ts'
 export { processInput, DEFAULT_PROCESSOR_LIMITS, type ThingInput, type WriteSource, type ProcessContext, type ProcessResult, type ProcessorLimits, type Rejection } from './processor.ts'
 export { nextDueAt } from './run-rules.ts'
+export { propertyStateJson, sampleJson, statePayloadJson } from './state-json.ts'
 export type { Effect, EffectType } from './effects.ts'

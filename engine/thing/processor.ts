@@ -14,7 +14,7 @@ import { checkValue, DEFAULT_VALUE_LIMITS, type ValueLimits } from '../model/ind
 import { computeDelta, setDesired } from '../shadow/index.ts'
 import type { Effect } from './effects.ts'
 import { runRules } from './run-rules.ts'
-import { cloneState, type Sample, type ThingState } from './state.ts'
+import { cloneState, markHeadChanged, type Sample, type ThingState } from './state.ts'
 import { applyWrite, type RawWrite } from './write.ts'
 
 export type WriteSource = 'device' | 'app' | 'rule'
@@ -90,6 +90,8 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
   let changed: Set<string> | undefined
   let tick = false
   let depth = 0
+  /** Rules, alerts or shadow replaced: a store must write them again (markHeadChanged). */
+  let headChanged = false
 
   switch (input.type) {
     case 'write': {
@@ -146,6 +148,7 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
       if (!r.ok) rejections.push({ code: r.code, message: r.message })
       else if (r.transition !== null) {
         s.alerts[r.record.name] = r.record
+        headChanged = true
         effects.push({ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record })
       }
       break
@@ -159,6 +162,7 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
       const r = clearAlert(current, now)
       if (r.transition !== null && r.record !== undefined) {
         s.alerts[r.record.name] = r.record
+        headChanged = true
         effects.push({ type: 'alert', thingId: def.id, transition: r.transition, alert: r.record })
       }
       break
@@ -168,7 +172,9 @@ export function processInput (state: ThingState, def: ResolvedThing, input: Thin
   if (changed !== undefined || tick) {
     const r = runRules(s, def, { now, changed: changed ?? NOTHING_CHANGED, tick, depth }, { expression: limits.expression, maxCascadeDepth: limits.maxCascadeDepth }, true)
     for (const e of r.effects) effects.push(e)
+    if (r.memoryChanged) headChanged = true
   }
+  if (headChanged || shadowBefore !== s.shadow) markHeadChanged(s)
 
   // The delta is recomputed after every input: a desired write changes it,
   // and so does a device report that reaches (or leaves) the desired value.

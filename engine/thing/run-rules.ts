@@ -82,8 +82,10 @@ function copyMemory (m: RuleMemory | undefined): RuleMemory {
 }
 
 /** `inPlace`: replace entries of the state's rule and alert maps instead of copying them (the caller owns the state). */
-export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass, limits: RuleLimits, inPlace = false): { state: ThingState, effects: Effect[] } {
+/** `memoryChanged`: a rule memory or an alert was replaced. */
+export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass, limits: RuleLimits, inPlace = false): { state: ThingState, effects: Effect[], memoryChanged: boolean } {
   const effects: Effect[] = []
+  let memoryChanged = false
   let rules: Record<string, RuleMemory> | undefined = inPlace ? state.rules : undefined
   let alerts: Record<string, AlertRecord> | undefined = inPlace ? state.alerts : undefined
   const scope = scopeFor(state, def, pass)
@@ -110,6 +112,7 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
       if (next !== undefined) {
         rules ??= { ...state.rules }
         rules[rule.id] = next
+        memoryChanged = true
       }
       continue
     }
@@ -124,6 +127,7 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
       if (fired) next.lastFiredAt = pass.now
       rules ??= { ...state.rules }
       rules[rule.id] = next
+      memoryChanged = true
     }
 
     for (const action of fire) {
@@ -132,6 +136,7 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
         if (out.alert !== undefined) {
           alerts ??= { ...state.alerts }
           alerts[out.alert.name] = out.alert
+          memoryChanged = true
         }
         effects.push(...out.effects)
       } catch (e) {
@@ -140,11 +145,11 @@ export function runRules (state: ThingState, def: ResolvedThing, pass: RulePass,
       }
     }
   }
-  if (inPlace) return { state, effects }
+  if (inPlace) return { state, effects, memoryChanged }
   let out = state
   if (rules !== undefined) out = { ...out, rules }
   if (alerts !== undefined) out = { ...out, alerts }
-  return { state: out, effects }
+  return { state: out, effects, memoryChanged }
 }
 
 function actionAlertName (a: CompiledAction): string | undefined {

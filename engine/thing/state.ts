@@ -47,6 +47,19 @@ export interface ThingState {
   shadow: ShadowState
 }
 
+/**
+ * States whose rules, alerts and shadow a store holds as they are now, so it
+ * may skip rewriting them (RedisStore, format 2). processInput takes a state
+ * out when it changes one of them; a state made, copied or reconciled anew is
+ * not in. Kept beside the states rather than in them: a state's JSON is
+ * unchanged.
+ */
+const savedHeads = new WeakSet<ThingState>()
+
+export function markHeadSaved (s: ThingState): void { savedHeads.add(s) }
+export function isHeadSaved (s: ThingState): boolean { return savedHeads.has(s) }
+export function markHeadChanged (s: ThingState): void { savedHeads.delete(s) }
+
 function defaultSample (def: ResolvedThing['properties'][string]): Sample | undefined {
   if (def.default === undefined) return undefined
   // Defaults are configuration, not measurements: "uncertain" until a device reports.

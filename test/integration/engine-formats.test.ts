@@ -1,6 +1,7 @@
 import t from 'tap'
 import { createKeys } from '../../broker/cluster/keys.ts'
 import { defineScripts } from '../../broker/cluster/redis.ts'
+import type { ThingState } from '../../engine/index.ts'
 import { ENGINE_LUA_DIR, RedisStore } from '../../engine/runtime/index.ts'
 import { encodeOutbox } from '../../engine/runtime/formats.ts'
 import { startRedis } from '../helpers/redis.ts'
@@ -8,7 +9,7 @@ import { startRedis } from '../helpers/redis.ts'
 // The stored-format switch (eng:format, lua/format-2.lua) against a real
 // redis-server: a cluster that ran the engine before keeps writing format 1
 // until the switch says 2; a fresh one starts on 2; logs and outboxes holding
-// both formats are read in order.
+// both formats are read in order; format-2 states skip unchanged heads.
 
 const redis = await startRedis()
 t.teardown(() => redis.stop())
@@ -61,4 +62,35 @@ t.test('a fresh cluster starts on format 2, also for rule writes and the outbox 
   // A batch an older release left behind, before the new one.
   await cmd.lpush(keys.outboxOf(1), encodeOutbox(outbox.slice(0, 1), 1))
   t.same((await store.load(1)).outbox, [outbox.slice(0, 1), outbox], 'format 1 and format 2 batches load, in order')
+})
+
+t.test('format 2 state: the head is rewritten only when more than seq changed, and the newest seq is loaded from a property field', async (t) => {
+  const { store, keys } = storeOf('heads')
+  const { held } = await store.beat('b1', [0], new Map())
+  const token = held.get(0)!
+  const sample = (value: number, ts: number) => ({ value, ts, quality: 'good' as const })
+  const s: ThingState = { v: 1, thingId: 'a', seq: 1, properties: { x: { current: sample(1, 10) } }, rules: {}, alerts: {}, shadow: { version: 0, desired: {} } }
+  await store.commit({ partition: 0, token, from: '', to: '1-0', states: new Map([['a', s]]), written: new Map([['a', null]]), history: [], alerts: [], outbox: [], feedback: [] })
+  t.equal(JSON.parse((await cmd.hget(keys.stateOf(0), 'a'))!).seq, 1, 'first commit writes the head')
+
+  // The owner updates its cached state in place; only x changed.
+  s.seq = 2
+  s.properties.x = { current: sample(2, 20), counted: sample(2, 20), prev: sample(1, 10), changedAt: 20 }
+  await store.commit({ partition: 0, token, from: '1-0', to: '2-0', states: new Map([['a', s]]), written: new Map([['a', new Set(['x'])]]), history: [], alerts: [], outbox: [], feedback: [] })
+  t.equal(JSON.parse((await cmd.hget(keys.stateOf(0), 'a'))!).seq, 1, 'head not rewritten')
+  t.equal(JSON.parse((await cmd.hget(keys.stateOf(0), 'a/x'))!).seq, 2, 'the property field carries the seq')
+  const loaded = (await store.load(0)).states.get('a')
+  t.same(loaded, JSON.parse(JSON.stringify(s)), 'loaded whole: seq from the property field, no seq member in the property')
+  t.same(await store.getState(0, 'a', ['x']), JSON.parse(JSON.stringify(s)), 'getState too')
+
+  // A seq advance without any property written (a refused write) writes the head.
+  s.seq = 3
+  await store.commit({ partition: 0, token, from: '2-0', to: '3-0', states: new Map([['a', s]]), written: new Map([['a', new Set<string>()]]), history: [], alerts: [], outbox: [], feedback: [] })
+  t.equal(JSON.parse((await cmd.hget(keys.stateOf(0), 'a'))!).seq, 3, 'head written when no property field records the seq')
+  t.equal((await store.load(0)).states.get('a')?.seq, 3)
+
+  // Rule memory changed (processInput unsaves the head; a new object is not saved either).
+  const s4 = { ...s, seq: 4, rules: { r: { active: true } } }
+  await store.commit({ partition: 0, token, from: '3-0', to: '4-0', states: new Map([['a', s4]]), written: new Map([['a', new Set(['x'])]]), history: [], alerts: [], outbox: [], feedback: [] })
+  t.same(JSON.parse((await cmd.hget(keys.stateOf(0), 'a'))!).rules, { r: { active: true } }, 'head written when it changed')
 })
