@@ -35,13 +35,12 @@ export class MemoryStore implements EngineStore {
     return part
   }
 
-  async append (partition: number, entry: EntryFields): Promise<string> {
+  async append (partition: number, entry: EntryFields): Promise<void> {
     const part = this.part(partition)
     if (part.log.length >= this.opts.backlogMax) throw new RuntimeError('ENGINE_BACKLOG_FULL')
     const id = `${++part.seq}-0`
     part.log.push({ ...entry, id })
     this.events.emit('append')
-    return id
   }
 
   async read (from: ReadonlyMap<number, string>, count: number, blockMs: number): Promise<Array<{ partition: number, entries: LogEntry[] }>> {

@@ -20,7 +20,7 @@ export const ENGINE_LUA_DIR = new URL('./lua/', import.meta.url)
 interface Scripts {
   // Keys and arguments go as arrays: ioredis flattens a command's arguments
   // once anyway, and spreading thousands of them into a call copies them twice more.
-  ingest(numKeys: number, keys: string[], args: string[]): Promise<Array<string | number>>
+  ingest(numKeys: number, keys: string[], args: string[]): Promise<number[]>
   beat(k1: string, k2: string, k3: string, ...args: string[]): Promise<[string[], string[]]>
   outboxAck(k1: string, k2: string, ...args: string[]): Promise<number>
   defsPut(k1: string, k2: string, ...args: string[]): Promise<[number, number]>
@@ -47,7 +47,7 @@ export interface RedisStoreOptions {
 interface PendingAppend {
   partition: number
   entry: EntryFields
-  resolve(id: string): void
+  resolve(): void
   reject(err: Error): void
 }
 
@@ -145,8 +145,8 @@ export class RedisStore implements EngineStore {
    * call (in call order, so per-thing order is kept): under load a turn
    * brings tens of writes, and one call each was most of the ingest cost.
    */
-  append (partition: number, entry: EntryFields): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
+  append (partition: number, entry: EntryFields): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.pending.push({ partition, entry, resolve, reject })
       if (this.pending.length >= INGEST_BATCH_MAX) this.flush()
       else if (!this.flushScheduled) {
@@ -174,12 +174,11 @@ export class RedisStore implements EngineStore {
       args.push(i)
       for (const f of entryFields(a.entry, format)) args.push(f)
     }
-    this.s.ingest(keys.length, keys, args).then((ids) => {
+    this.s.ingest(keys.length, keys, args).then((refused) => {
+      let r = 0
       for (let i = 0; i < batch.length; i++) {
-        const id = ids[i]
         const a = batch[i] as PendingAppend
-        if (typeof id === 'string') a.resolve(id)
-        else a.reject(new RuntimeError('ENGINE_BACKLOG_FULL'))
+        if (refused[r] === i + 1) { r++; a.reject(new RuntimeError('ENGINE_BACKLOG_FULL')) } else a.resolve()
       }
     }, (err: Error) => {
       for (const a of batch) a.reject(err)

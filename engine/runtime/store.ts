@@ -47,8 +47,8 @@ export interface BeatResult {
 
 export interface EngineStore {
   readonly mode: 'cluster' | 'standalone'
-  /** Durable append; resolves once the entry would survive this node's crash. */
-  append(partition: number, entry: EntryFields): Promise<string>
+  /** Durable append; resolves once the entry would survive this node's crash (nobody needs its id). */
+  append(partition: number, entry: EntryFields): Promise<void>
   /** Entries after each given id, at most `count` per partition; waits up to `blockMs` for any. */
   read(from: ReadonlyMap<number, string>, count: number, blockMs: number): Promise<Array<{ partition: number, entries: LogEntry[] }>>
   load(partition: number): Promise<LoadedPartition>

@@ -9,20 +9,24 @@
 -- ARGV[1] largest backlog, in entries
 -- ARGV[2] W: stream field names and values per entry (14 in format 1, 2 in format 2; formats.ts)
 -- ARGV[3..] per entry: key index, then its W field names and values
--- Returns one reply per entry, in order: the entry id, or 0 when its log was full.
+-- Returns the positions (1-based, in call order) of the entries refused because
+-- their log was full: usually none. Not the ids of the others: nobody needs
+-- them, and they were most of the reply.
 local max = tonumber(ARGV[1])
 local w = tonumber(ARGV[2])
 local len = {}
 local out = {}
+local pos = 0
 for i = 3, #ARGV, w + 1 do
+  pos = pos + 1
   local ki = tonumber(ARGV[i])
   local key = KEYS[ki]
   local n = len[ki]
   if n == nil then n = redis.call('XLEN', key) end
   if n >= max then
-    out[#out + 1] = 0
+    out[#out + 1] = pos
   else
-    out[#out + 1] = redis.call('XADD', key, '*', unpack(ARGV, i + 1, i + w))
+    redis.call('XADD', key, '*', unpack(ARGV, i + 1, i + w))
     n = n + 1
   end
   len[ki] = n
