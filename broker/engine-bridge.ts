@@ -114,7 +114,9 @@ export function connectEngineRedis (common: { url: string, commandTimeoutMs: num
   // run time) longer. A partition's commits still go out in processing
   // order: written in call order on this one connection.
   const cmd = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine`, direct: ['ingest', 'commit'] })
-  const reader = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-read` })
+  // The blocking read too: nothing else uses that connection, and after a
+  // round processed in several turns the auto-pipeline sent it a turn late.
+  const reader = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-read`, direct: ['xread'] })
   const sub = connectRedis({ ...common, name: `thingmesh:${nodeId}:engine-sub`, subscriber: true })
   defineScripts(cmd, ENGINE_LUA_DIR)
   return { cmd, reader, sub }

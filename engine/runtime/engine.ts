@@ -292,10 +292,9 @@ export class ThingEngine implements EngineApi {
       }
       let sinceYield = 0
       for (const b of batches) {
-        // The commits of one event-loop turn leave in one socket write
-        // (ioredis auto-pipelining), and a write is what costs most: yield
-        // only every YIELD_AFTER entries, so that MQTT and Redis replies
-        // still get a turn within a few milliseconds.
+        // Yield every YIELD_AFTER entries, so that MQTT packets and Redis
+        // replies (commits answered: change notifications) still get a turn
+        // within a few milliseconds during a large round.
         if (sinceYield >= YIELD_AFTER) {
           sinceYield = 0
           await new Promise<void>((resolve) => setImmediate(resolve))
