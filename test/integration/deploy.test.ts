@@ -173,7 +173,7 @@ t.test('k8s manifests', async (t) => {
   t.ok(matches(sts.spec.selector.matchLabels), 'StatefulSet selector matches its pods')
   const [container] = pod.spec.containers as Obj[]
   const ports = new Map((container.ports as Obj[]).map((p) => [p.name as string, p.containerPort as number]))
-  t.same([...ports.values()].sort(), [1883, 8080, 8083, 8883], 'container ports')
+  t.same([...ports.values()].sort(), [1883, 7946, 8080, 8083, 8883], 'container ports')
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     t.equal(container[probe]?.httpGet?.path, '/healthz', `${probe} on /healthz`)
     t.equal(ports.get(container[probe].httpGet.port), 8080, `${probe} on the HTTP port`)
@@ -192,6 +192,8 @@ t.test('k8s manifests', async (t) => {
   t.equal(Number(cm.data.THINGMESH_HTTP_PORT), ports.get('http'), 'HTTP port setting matches the container port')
   t.equal(Number(cm.data.THINGMESH_PORT), ports.get('mqtt'), 'MQTT port setting matches the container port')
   t.equal(Number(cm.data.THINGMESH_WS_PORT), ports.get('mqtt-ws'), 'WebSocket port setting matches the container port')
+  t.equal(Number(cm.data.THINGMESH_LINK_PORT), ports.get('cluster-link'), 'cluster link port setting matches the container port')
+  t.equal(env.get('THINGMESH_LINK_ADVERTISE')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP', 'each pod advertises its IP for the cluster links')
 
   const services = docs.filter((d) => d.kind === 'Service')
   t.equal(services.length, 2)
