@@ -7,7 +7,6 @@ import {
   initialState, partitionOf, processInput, reconcileState,
   type AlertRecord, type Definitions, type Effect, type JsonValue, type Quality, type ResolvedThing, type ThingState,
 } from '../index.ts'
-import { statePayloadJson } from '../thing/index.ts'
 import type { EntryFields, LogEntry } from './entries.ts'
 import { toInput } from './entries.ts'
 import { topics } from './topics.ts'
@@ -176,7 +175,7 @@ function desiredValues (s: ThingState): Record<string, JsonValue> {
 
 /** The `state` message's payload: stateView with the message id first, built once. */
 function statePayload (id: string, s: ThingState): string {
-  return statePayloadJson(id, s)
+  return JSON.stringify({ id, thingId: s.thingId, seq: s.seq, properties: currentValues(s), desired: desiredValues(s), shadowVersion: s.shadow.version })
 }
 
 function stateMessage (s: ThingState, id: string): OutMessage {

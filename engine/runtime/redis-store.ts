@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis'
 import type { EngineKeys } from '../../broker/cluster/keys.ts'
 import type { DefinitionChange, ThingState } from '../index.ts'
 import { FORBIDDEN_KEYS, getOwn } from '../json.ts'
-import { isHeadSaved, markHeadSaved, propertyStateJson } from '../thing/index.ts'
+import { isHeadSaved, markHeadSaved } from '../thing/index.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, type EntryFields, type LogEntry } from './entries.ts'
@@ -76,7 +76,7 @@ function readPropertyField (json: string): { p: ThingState['properties'][string]
 
 /** A property field: its JSON, in format 2 with `seqTail` (`,"seq":N}`) in place of the closing brace. */
 function propertyField (p: ThingState['properties'][string], seqTail: string): string {
-  const json = propertyStateJson(p)
+  const json = JSON.stringify(p)
   return seqTail === '' ? json : json.slice(0, -1) + seqTail
 }
 
