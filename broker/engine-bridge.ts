@@ -4,6 +4,7 @@ import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
 import { createKeys } from './cluster/keys.ts'
 import { connectRedis, defineScripts } from './cluster/redis.ts'
+import { topicLevels } from './mqtt/topics.ts'
 import {
   DEFAULT_ENGINE_OPTIONS, ENGINE_LUA_DIR, MemoryStore, parseInbound, RedisStore, ThingEngine,
   type EngineStore, type OutMessage,
@@ -11,8 +12,8 @@ import {
 
 export interface EngineBridge {
   readonly engine: ThingEngine
-  /** The `ingest` hook: durable append for engine topics, nothing for the rest. */
-  ingest(packet: { topic: string, payload: Buffer }, client: { id: string }): Promise<void>
+  /** The `ingest` hook: durable append for engine topics; undefined (nothing to wait for) for the rest. */
+  ingest(packet: { topic: string, payload: Buffer }, client: { id: string }): Promise<void> | undefined
   stop(): Promise<void>
 }
 
@@ -70,7 +71,7 @@ function directPublisher (route: DirectRoute, viaBroker: EngineBridgeOptions['pu
   const done = (): void => { throughBroker-- }
   return (m) => {
     const payload = Buffer.from(m.payload)
-    if (throughBroker > 0 || (m.qos > 0 && route.mayQueue(m.topic)) || levels(m.topic) > broker.maxTopicLevels) {
+    if (throughBroker > 0 || (m.qos > 0 && route.mayQueue(m.topic)) || topicLevels(m.topic) > broker.maxTopicLevels) {
       throughBroker++
       const p = viaBroker({ cmd: 'publish', topic: m.topic, payload, qos: m.qos, retain: m.retain, dup: false })
       p.then(done, done)
@@ -86,14 +87,6 @@ function directPublisher (route: DirectRoute, viaBroker: EngineBridgeOptions['pu
   }
 }
 
-/** Topic levels (aedes refuses a publish with more than maxTopicLevels). */
-function levels (topic: string): number {
-  let n = 1
-  for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++
-  return n
-}
-
-const RESOLVED = Promise.resolve()
 /** Backlog cap per partition log (entries not yet applied); past it writes are refused, never dropped. */
 const BACKLOG_MAX = 1_000_000
 const HISTORY_MAX = 10_000
@@ -172,7 +165,7 @@ export async function startEngine (o: EngineBridgeOptions): Promise<EngineBridge
     engine,
     ingest (packet, client) {
       const w = parseInbound(packet.topic)
-      if (w === undefined) return RESOLVED
+      if (w === undefined) return undefined
       return engine.ingest(w, packet.payload, client.id)
     },
     stop () {

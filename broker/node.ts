@@ -120,8 +120,11 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
     sessions: cluster?.sessionHooks() ?? null,
     localClient: (id) => clients()[id],
     // Engine writes that arrive before the engine runs wait for it (their PUBACK with them).
-    // Other topics have nothing to make durable: no promise per publish (issue 8).
-    ingest: (packet, client) => parseInbound(packet.topic) === undefined ? undefined : engineBridge !== null ? engineBridge.ingest(packet, client) : engineStarted.then((b) => b.ingest(packet, client)),
+    // Other topics have nothing to make durable: no promise per publish (issue 8). The bridge
+    // parses the topic itself; only a write arriving before it exists is parsed here.
+    ingest: (packet, client) => engineBridge !== null
+      ? engineBridge.ingest(packet, client)
+      : parseInbound(packet.topic) === undefined ? undefined : engineStarted.then((b) => b.ingest(packet, client)),
   })
   broker = await Aedes.createBroker({
     id: brokerId,

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import { topicLevels } from './topics.ts'
 import { withholdPuback } from './wire-patches.ts'
 
 /**
@@ -72,7 +73,7 @@ function handleQos1 (client: InboundClient, packet: InboundPublish): void {
   if (topic.length === 0) { done(new Error('empty topic not allowed in PUBLISH')); return }
   if (topic.indexOf('#') > -1) { done(new Error('# is not allowed in PUBLISH')); return }
   if (topic.indexOf('+') > -1) { done(new Error('+ is not allowed in PUBLISH')); return }
-  if (topicLevelCount(topic) > client.broker.maxTopicLevels) { done(new Error('topic has too many levels')); return }
+  if (topicLevels(topic) > client.broker.maxTopicLevels) { done(new Error('topic has too many levels')); return }
   client.broker.authorizePublish(client, packet, (err) => {
     if (err) { done(err); return }
     if (!client.connecting && !client.connected) { done(new Error('connection closed')); return }
@@ -80,11 +81,4 @@ function handleQos1 (client: InboundClient, packet: InboundPublish): void {
     withholdPuback(client, packet.messageId!)
     client.broker.publish(packet, client, done)
   })
-}
-
-/** aedes' lib/utils.js topicLevelCount: the levels qlobber would split the topic into. */
-function topicLevelCount (topic: string): number {
-  let levels = 1
-  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++
-  return levels
 }

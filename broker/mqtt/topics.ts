@@ -16,6 +16,13 @@ export function filterProblem (filter: string): string | null {
   return null
 }
 
+/** The levels a topic has (aedes' lib/utils.js topicLevelCount, what its max-topic-levels check counts), without splitting it. */
+export function topicLevels (topic: string): number {
+  let n = 1
+  for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++
+  return n
+}
+
 export function topicProblem (topic: string): string | null {
   if (topic.length === 0) return 'empty topic [MQTT-4.7.3-1]'
   if (topic.includes('\u0000')) return 'NUL character in topic [MQTT-4.7.3-2]'

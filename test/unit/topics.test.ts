@@ -1,5 +1,5 @@
 import t from 'tap'
-import { filterProblem, isReserved, matches, topicProblem } from '../../broker/mqtt/topics.ts'
+import { filterProblem, isReserved, matches, topicLevels, topicProblem } from '../../broker/mqtt/topics.ts'
 
 t.test('filters', async (t) => {
   for (const ok of ['a', 'a/b', '#', '+', 'a/+/c', 'a/#', '+/+/#', '/', 'a//b', '$SYS/#']) t.equal(filterProblem(ok), null, ok)
@@ -69,4 +69,10 @@ t.test('the matcher agrees with the level-by-level rule on every small filter an
     }
   }
   t.equal(disagreements, 0, `${compared} pairs compared`)
+})
+
+t.test('topicLevels counts what splitting on / would give', async (t) => {
+  for (const topic of ['', 'a', '/', 'a/b', 'a//b', '/a/', 'things/s1/properties/p0', '////']) {
+    t.equal(topicLevels(topic), topic.split('/').length, JSON.stringify(topic))
+  }
 })
