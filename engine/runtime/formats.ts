@@ -59,6 +59,11 @@ export function unpackEntry (id: string, s: string): LogEntry | undefined {
   return { id, t: s.slice(t0, p0), k: k as EntryKind, p: s.slice(p0, o0), v: s.slice(v0), n, o: s.slice(o0, v0), d: Number.isFinite(depth) ? depth : 0 }
 }
 
+/** How many strings entryFields gives per entry in a format (the width ingest.lua and commit.lua read an entry by). */
+export function entryWidth (format: StoreFormat): string {
+  return format === 2 ? '2' : '14'
+}
+
 /** The stream field/value list of an entry in the given format (XADD's arguments after the id). */
 export function entryFields (e: EntryFields, format: StoreFormat): string[] {
   if (format === 2) return [PACKED_ENTRY_FIELD, packEntry(e)]

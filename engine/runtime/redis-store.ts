@@ -10,7 +10,7 @@ import { isHeadSaved, markHeadSaved } from '../thing/index.ts'
 import type { HistoryPoint } from './api.ts'
 import type { OutMessage } from './batch.ts'
 import { decodeEntry, type EntryFields, type LogEntry } from './entries.ts'
-import { decodeOutbox, encodeOutbox, entryFields, LATEST_FORMAT, type StoreFormat } from './formats.ts'
+import { decodeOutbox, encodeOutbox, entryFields, entryWidth, LATEST_FORMAT, type StoreFormat } from './formats.ts'
 import { RuntimeError, runtimeCodeOf } from './errors.ts'
 import type { BeatResult, Commit, EngineStore, LoadedPartition } from './store.ts'
 
@@ -163,7 +163,7 @@ export class RedisStore implements EngineStore {
     const keys: string[] = []
     const keyIndex = new Map<number, string>()
     const format = this.format
-    const args: string[] = [String(this.o.backlogMax), format === 2 ? '2' : '14']
+    const args: string[] = [String(this.o.backlogMax), entryWidth(format)]
     for (const a of batch) {
       let i = keyIndex.get(a.partition)
       if (i === undefined) {
@@ -254,7 +254,7 @@ export class RedisStore implements EngineStore {
     const args: string[] = [
       String(c.partition), String(c.token), c.from, c.to,
       '', String(c.alerts.length), String(c.history.length), String(c.feedback.length),
-      c.outbox.length > 0 ? encodeOutbox(c.outbox, format) : '', String(this.o.historyMax), '', '', format === 2 ? '2' : '14',
+      c.outbox.length > 0 ? encodeOutbox(c.outbox, format) : '', String(this.o.historyMax), '', '', entryWidth(format),
     ]
     // A thing's state is one field for everything but its properties, and one
     // field per property, written only when the property changed: a device

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { OutMessage } from '../../engine/runtime/batch.ts'
 import { decodeEntry, encodeEntry, type EntryFields } from '../../engine/runtime/entries.ts'
-import { decodeOutbox, encodeOutbox, entryFields, PACKED_ENTRY_FIELD, unpackEntry } from '../../engine/runtime/formats.ts'
+import { decodeOutbox, encodeOutbox, entryFields, entryWidth, PACKED_ENTRY_FIELD, unpackEntry } from '../../engine/runtime/formats.ts'
 
 // Stored formats (engine/runtime/formats.ts): format 2 records must carry
 // every character a thing id, client id or payload may hold, and a reader
@@ -29,6 +29,7 @@ t.test('format 1 and format 2 entries are both read', async (t) => {
   t.same(decodeEntry('1-0', encodeEntry(odd)), { id: '1-0', ...odd }, 'format 1 (seven fields)')
   t.same(entryFields(odd, 1), encodeEntry(odd), 'format 1 is what earlier releases write')
   t.same(decodeEntry('1-0', entryFields(odd, 2)), { id: '1-0', ...odd }, 'format 2')
+  for (const f of [1, 2] as const) t.equal(entryWidth(f), String(entryFields(odd, f).length), `the width the scripts read format ${f} by`)
 })
 
 t.test('a damaged or foreign packed entry is refused, not misread', async (t) => {

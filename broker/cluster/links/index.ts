@@ -28,13 +28,24 @@ export interface ClusterLinksOptions {
   handshakeTimeoutMs: number
   /** Unsent bytes a link may hold before it counts as stuck and is cut. */
   maxBacklogBytes: number
-  onEvent(event: 'up' | 'down' | 'rejected_auth' | 'rejected_stale' | 'rejected_malformed' | 'rejected_timeout' | 'connect_failed' | 'cut'): void
+  onEvent(event: LinkEvent): void
+}
+
+export type LinkEvent = 'up' | 'down' | 'rejected_auth' | 'rejected_stale' | 'rejected_malformed' | 'rejected_timeout' | 'connect_failed' | 'cut'
+
+/** The metric event of a failed or refused link, on either side: a protocol failure is counted by its reason, anything else (backlog, unanswered sync) is a cut. */
+function linkEvent (reason: string): LinkEvent {
+  switch (reason) {
+    case 'auth': return 'rejected_auth'
+    case 'stale': return 'rejected_stale'
+    case 'malformed': return 'rejected_malformed'
+    case 'handshake_timeout': return 'rejected_timeout'
+    default: return 'cut'
+  }
 }
 
 export interface LinkStats extends RouterStats {
   linksUp: number
-  /** Link batches received. */
-  linkBatchesIn: number
 }
 
 /**
@@ -46,7 +57,6 @@ export class ClusterLinks {
   readonly router: TransportRouter
   private readonly server: LinkServer
   private readonly peers = new Map<string, { link: PeerLink, address: string }>()
-  private readonly rx = { batches: 0 }
   private secret: Buffer
   private lastRejectLog = 0
   private rejectsUnlogged = 0
@@ -67,14 +77,10 @@ export class ClusterLinks {
       self: o.self,
       secret: () => this.secret,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
-      onBatch: (from, batch) => {
-        if (!o.receive(from, batch)) return false
-        this.rx.batches++
-        return true
-      },
+      onBatch: o.receive,
       onAccepted: (from) => o.log.debug({ event: 'link.accepted', from }),
       onRejected: (reason, remote, detail) => {
-        o.onEvent(`rejected_${reason === 'handshake_timeout' ? 'timeout' : reason}`)
+        o.onEvent(linkEvent(reason))
         if (reason === 'stale') { o.log.info({ event: 'link.stale', remote, detail }, 'refused a link meant for an earlier incarnation of this node'); return }
         this.logReject(reason, remote, detail)
         if (reason === 'auth') o.onAuthFailure()
@@ -112,7 +118,7 @@ export class ClusterLinks {
   get stats (): LinkStats {
     let up = 0
     for (const p of this.peers.values()) if (p.link.isUp) up++
-    return { ...this.router.stats, linksUp: up, linkBatchesIn: this.rx.batches }
+    return { ...this.router.stats, linksUp: up }
   }
 
   /** Per peer: 'up' or 'down' (for /healthz). */
@@ -157,7 +163,7 @@ export class ClusterLinks {
           return
         }
         if (reason === 'auth') this.o.onAuthFailure()
-        this.o.onEvent(reason === 'auth' ? 'rejected_auth' : reason === 'handshake_timeout' ? 'rejected_timeout' : reason === 'malformed' ? 'rejected_malformed' : 'cut')
+        this.o.onEvent(linkEvent(reason))
         log.warn({ event: 'link.failed', peer, reason, detail }, 'direct link to a peer failed; its traffic goes through Redis')
       },
     })

@@ -45,7 +45,6 @@ export class PeerLink {
   get isUp (): boolean { return this.up }
   /** Bytes written but not yet taken by the kernel. */
   get backlog (): number { return this.socket?.writableLength ?? 0 }
-  get address (): string { return `${this.o.host}:${this.o.port}` }
 
   /** One batch in one write (header and batch gathered by cork: one writev). */
   sendBatch (batch: Buffer): void {

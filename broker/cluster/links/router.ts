@@ -111,21 +111,11 @@ export class TransportRouter {
     if (t) this.drain(t)
   }
 
-  synced (target: string, token: number): void {
-    const t = this.targets.get(target)
-    if (!t || t.sync?.kind !== 'link' || t.sync.token !== token) return
-    t.linkTail = false
-    this.endSync(t)
-    this.drain(t)
-  }
+  /** The target answered our SYNC: every link batch before it reached its bus. */
+  synced (target: string, token: number): void { this.syncDone(target, 'link', token) }
 
-  markerAcked (target: string, token: number): void {
-    const t = this.targets.get(target)
-    if (!t || t.sync?.kind !== 'redis' || t.sync.token !== token) return
-    t.redisTail = false
-    this.endSync(t)
-    this.drain(t)
-  }
+  /** The target saw our marker: every Redis batch before it reached its bus. */
+  markerAcked (target: string, token: number): void { this.syncDone(target, 'redis', token) }
 
   /** A node left the cluster: nothing more is sent to it; what waits goes through Redis (which drops it). */
   forget (target: string): void {
@@ -203,6 +193,15 @@ export class TransportRouter {
     }, this.syncTimeoutMs)
     t.sync = { kind: 'link', token, timer }
     link.sync(token)
+  }
+
+  private syncDone (target: string, kind: 'link' | 'redis', token: number): void {
+    const t = this.targets.get(target)
+    if (!t || t.sync?.kind !== kind || t.sync.token !== token) return
+    if (kind === 'link') t.linkTail = false
+    else t.redisTail = false
+    this.endSync(t)
+    this.drain(t)
   }
 
   private endSync (t: Target): void {

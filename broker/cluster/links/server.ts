@@ -52,8 +52,6 @@ export class LinkServer {
     if (s && !s.destroyed) s.write(tokenFrame(FrameType.MARKER_ACK, token))
   }
 
-  get connectedSenders (): number { return this.senders.size }
-
   close (): void {
     this.server.close()
     for (const s of this.sockets) s.destroy()
