@@ -24,16 +24,9 @@ import { cpus, loadavg } from 'node:os'
 import hdr from 'hdr-histogram-js'
 import { BROKERS, type BrokerUnderTest } from './brokers.ts'
 import { num, option } from './options.ts'
-import { close as closeClients, connect, type MqttClient } from '../helpers/mqtt.ts'
-
-/**
- * A reset arriving after MQTT.js force-closed a client reaches a socket
- * without an error listener and would end the whole run: keep one on.
- */
-async function close (...clients: MqttClient[]): Promise<void> {
-  for (const c of clients) (c as MqttClient & { stream?: NodeJS.EventEmitter }).stream?.on('error', () => {})
-  await closeClients(...clients)
-}
+import { connect, type MqttClient } from '../helpers/mqtt.ts'
+import { qos1Stream } from './qos1-scenario.ts'
+import { closeQuietly as close } from './quiet-close.ts'
 
 const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'same', 'memory', 'retained'] as const
 type Scenario = typeof ALL_SCENARIOS[number]
@@ -119,26 +112,8 @@ async function fanout (b: BrokerUnderTest): Promise<Figure> {
 }
 
 async function qos1 (b: BrokerUnderTest): Promise<Figure> {
-  const sub = await connect(last(b), { clientId: 'bench-q1-sub' })
-  await sub.subscribeAsync('bench/q1/#', { qos: 1 })
-  const pubs: MqttClient[] = []
-  for (let i = 0; i < 10; i++) pubs.push(await connect(spread(b, i), { clientId: `bench-q1-pub-${i}` }))
-  let received = 0
-  let resolveDone = (): void => {}
-  const done = new Promise<void>((resolve) => { resolveDone = resolve })
-  sub.on('message', () => { if (++received >= QOS1_MESSAGES) resolveDone() })
-  const perWindow = Math.ceil(QOS1_MESSAGES / 100)
-  let stop = false
-  const start = performance.now()
-  // 10 publishers x 10 windows, each window one QoS1 publish awaiting its PUBACK at a time.
-  const sending = Promise.all(pubs.flatMap((p, i) => Array.from({ length: 10 }, async () => {
-    for (let k = 0; k < perWindow && !stop; k++) await p.publishAsync(`bench/q1/${i}`, PAYLOAD, { qos: 1 })
-  })))
-  const outcome = await Promise.race([Promise.all([done, sending]), deadline()])
-  const elapsed = performance.now() - start
-  stop = true
-  await close(sub, ...pubs)
-  return { value: received / (elapsed / 1000), lost: outcome === 'timeout' ? QOS1_MESSAGES - received : 0 }
+  const r = await qos1Stream(b, { messages: QOS1_MESSAGES, timeoutMs: SCENARIO_TIMEOUT_MS, clientPrefix: 'bench-q1', payload: PAYLOAD })
+  return { value: r.rate, lost: r.timedOut ? QOS1_MESSAGES - r.received : 0 }
 }
 
 /**

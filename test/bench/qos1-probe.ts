@@ -15,7 +15,7 @@ import { loadavg } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cpuSeconds } from './procstat.ts'
-import { close, connect, type MqttClient } from '../helpers/mqtt.ts'
+import { qos1Stream } from './qos1-scenario.ts'
 import type { BrokerUnderTest } from './brokers.ts'
 
 const here = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -28,29 +28,8 @@ const WARMUP = Number(process.env.PROBE_WARMUP ?? 4000)
 const TIMEOUT_MS = 60_000
 const PAYLOAD = Buffer.alloc(64, 'x')
 
-async function qos1 (b: BrokerUnderTest, messages: number, tag: string): Promise<{ rate: number, received: number }> {
-  const ports = b.ports
-  const sub = await connect(ports.at(-1)!, { clientId: `probe-q1-sub-${tag}` })
-  await sub.subscribeAsync('bench/q1/#', { qos: 1 })
-  const pubs: MqttClient[] = []
-  for (let i = 0; i < 10; i++) pubs.push(await connect(ports[i % ports.length], { clientId: `probe-q1-pub-${tag}-${i}` }))
-  let received = 0
-  let resolveDone = (): void => {}
-  const done = new Promise<void>((r) => { resolveDone = r })
-  sub.on('message', () => { if (++received >= messages) resolveDone() })
-  const perWindow = Math.ceil(messages / 100)
-  let stop = false
-  const start = performance.now()
-  const sending = Promise.all(pubs.flatMap((p, i) => Array.from({ length: 10 }, async () => {
-    for (let k = 0; k < perWindow && !stop; k++) await p.publishAsync(`bench/q1/${i}`, PAYLOAD, { qos: 1 })
-  })))
-  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), TIMEOUT_MS).unref())
-  await Promise.race([Promise.all([done, sending]), timer])
-  const elapsed = performance.now() - start
-  stop = true
-  for (const c of [sub, ...pubs]) (c as MqttClient & { stream?: NodeJS.EventEmitter }).stream?.on('error', () => {})
-  await close(sub, ...pubs)
-  return { rate: received / (elapsed / 1000), received }
+function qos1 (b: BrokerUnderTest, messages: number, tag: string): Promise<{ rate: number, received: number }> {
+  return qos1Stream(b, { messages, timeoutMs: TIMEOUT_MS, clientPrefix: `probe-q1-${tag}`, payload: PAYLOAD })
 }
 
 const rows: Array<{ root: string, broker: string, rate: number, usPerMsg: number, perNode: number[] }> = []

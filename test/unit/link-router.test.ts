@@ -1,5 +1,6 @@
 import t from 'tap'
 import { TransportRouter, type LinkPort } from '../../broker/cluster/links/router.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 // The transport router (cluster/links/router.ts) against a fake link that is
 // fast and a fake Redis that is slow: what arrives must be in the order
@@ -36,7 +37,7 @@ t.test('QoS 0 after a durable batch waits for the marker; durable after link bat
     all.push(send(router, `${i}`, durable))
   }
   await Promise.all(all)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => arrived.length >= names.length, 'every batch arrived')
   t.same(arrived, names, 'arrived in the order published')
   t.ok(router.stats.linkBatches > 0 && router.stats.redisBatches > 0, 'both transports used')
   t.ok(router.stats.switches >= 14, 'every change of transport waited')
@@ -50,7 +51,7 @@ t.test('batches sent through Redis while the link was down are not overtaken whe
   h.setUp(true)
   for (const n of names.slice(10)) all.push(send(h.router, n, false))
   await Promise.all(all)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => h.arrived.length >= names.length, 'every batch arrived')
   t.same(h.arrived, names, 'in order')
   t.equal(h.router.stats.redisBatches, 10, 'the first ten through Redis')
   t.equal(h.router.stats.linkBatches, 10, 'the rest over the link, once the marker came back')
@@ -60,7 +61,7 @@ t.test('a lost marker sends what waits for it through Redis, in order', async (t
   const h = harness({ linkUp: true, redisMs: 5, markerLost: true })
   const all = [send(h.router, 'd0', true), send(h.router, 'q1', false), send(h.router, 'q2', false)]
   await Promise.all(all)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => h.arrived.length >= 3, 'every batch arrived')
   t.same(h.arrived, ['d0', 'q1', 'q2'], 'in order')
   t.equal(h.router.stats.markerTimeouts, 1, 'the timeout counted')
   t.equal(h.router.stats.redisBatches, 3, 'all through Redis')
@@ -73,6 +74,6 @@ t.test('a link that goes down while a durable batch waits for its sync releases 
   const d = send(h.router, 'd1', true)
   h.setUp(false)
   await Promise.all([q, d])
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => h.arrived.length >= 2, 'both batches arrived')
   t.same(h.arrived, ['q0', 'd1'], 'both arrived, in order')
 })
