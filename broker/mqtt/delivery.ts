@@ -64,7 +64,12 @@ let installed = false
  * Clients of brokers marked with `marker` get these deliverers as their
  * `deliver0` and `deliverQoS`. aedes assigns both in the constructor (after
  * `this.broker`) and subscriptions capture them when made, so the
- * assignments themselves are intercepted.
+ * assignments themselves are intercepted. A marked client's deliverer is
+ * made on its first use (the prototype's getter), not in the constructor: a
+ * connection that never subscribes or receives never needs one, and each is
+ * a closure, its context and, through tsx's keepNames (esbuild's `__name`
+ * redefines `name`), a dictionary of properties: 0.36 KB per deliverer and
+ * idle connection (test/bench/memory-breakdown.ts, heap snapshot).
  */
 export function installDeliverers (marker: symbol): void {
   if (installed) return
@@ -76,12 +81,20 @@ export function installDeliverers (marker: symbol): void {
 function intercept (name: 'deliver0' | 'deliverQoS', marker: symbol, make: (client: DeliveringClient) => Deliver): void {
   Object.defineProperty(aedesClientPrototype, name, {
     configurable: true,
-    get () { return undefined },
+    get (this: DeliveringClient) {
+      // Reached only by a marked client (any other got its own property from the setter).
+      if (this.broker?.[marker] !== true) return undefined
+      return own(this, name, make(this))
+    },
     set (this: DeliveringClient, aedesDeliver: Deliver) {
-      const value = this.broker?.[marker] === true ? make(this) : aedesDeliver
-      Object.defineProperty(this, name, { value, writable: true, configurable: true, enumerable: true })
+      if (this.broker?.[marker] !== true) own(this, name, aedesDeliver)
     },
   })
+}
+
+function own (client: DeliveringClient, name: 'deliver0' | 'deliverQoS', value: Deliver): Deliver {
+  Object.defineProperty(client, name, { value, writable: true, configurable: true, enumerable: true })
+  return value
 }
 
 /** Deliveries written this turn, three entries each: client, outcome (an error, or null), completion. */

@@ -69,3 +69,32 @@ t.test('a marked broker skips a subscriber whose authorizeForward refuses, and s
   await new Promise<void>((resolve) => b.close(() => resolve()))
   await new Promise<void>((resolve) => server.close(() => resolve()))
 })
+
+t.test("a marked broker's client gets its deliverers on first use, not when it connects", async (t) => {
+  const b = await Aedes.createBroker()
+  ;(b as unknown as Record<symbol, boolean>)[MARK] = true
+  const clients: Array<Record<string, unknown>> = []
+  b.on('client', (c) => { clients.push(c as unknown as Record<string, unknown>) })
+  const server = createServer(b.handle as never)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  const idle = await connect(port, { clientId: 'idle' })
+  const sub = await connect(port, { clientId: 'sub' })
+  await waitFor(() => clients.length === 2, 'both clients')
+  // An idle connection holds no deliverer (a closure, its context and its property dictionary each).
+  for (const c of clients) {
+    t.notOk(Object.hasOwn(c, 'deliver0'), `${c.id as string}: no deliver0 yet`)
+    t.notOk(Object.hasOwn(c, 'deliverQoS'), `${c.id as string}: no deliverQoS yet`)
+  }
+  const got = collect(sub)
+  await sub.subscribeAsync('lazy/1', { qos: 1 })
+  await idle.publishAsync('lazy/1', 'one', { qos: 1 })
+  await waitFor(() => got.length === 1, 'the delivery')
+  const subClient = clients.find((c) => c.id === 'sub')!
+  t.ok(Object.hasOwn(subClient, 'deliverQoS'), 'made when the subscription took it')
+  t.equal(subClient.deliverQoS, subClient.deliverQoS, 'made once')
+  t.notOk(Object.hasOwn(clients.find((c) => c.id === 'idle')!, 'deliverQoS'), 'still none for the publisher')
+  await close(idle, sub)
+  await new Promise<void>((resolve) => b.close(() => resolve()))
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+})
