@@ -44,7 +44,7 @@ export class ClusterRuntime {
   /** Orders bus traffic around pub/sub cuts, replaying what the link missed. */
   private readonly catchUp: BusCatchUp
   membership!: Membership
-  /** Direct node-to-node links for QoS 0 bus traffic (null with --cluster-links false). */
+  /** Direct node-to-node links for QoS 0 and QoS 1 bus traffic (null with --cluster-links false). */
   private links: ClusterLinks | null = null
   /** Where the other nodes reach our link listener (in our membership record). */
   private linkAddress: LinkAddress | undefined
@@ -117,7 +117,7 @@ export class ClusterRuntime {
       },
     }, (err) => log.debug({ event: 'interest.resync_failed', err: err.message }))
     this.bus = new ClusterBus(brokerId, {
-      publish: (b, batch, durable, frames) => this.links ? this.links.router.publish(b, batch, durable, frames) : this.publishFrame(b, batch, durable),
+      publish: (b, batch, durability, frames) => this.links ? this.links.router.publish(b, batch, durability, frames) : this.publishFrame(b, batch, durability > 0),
       announce: (op, filters) => (this.cmd as unknown as { changeInterest(...a: string[]): Promise<number> })
         .changeInterest(this.keys.interestOf(brokerId), this.keys.interestSeqOf(brokerId), this.keys.gone, brokerId, this.keys.controlChannel, op, ...filters),
       replicated: config.redisWaitReplicas > 0
@@ -159,6 +159,8 @@ export class ClusterRuntime {
         redisReceived: this.received.redis,
         linksUp: s?.linksUp ?? 0,
         markerTimeouts: s?.markerTimeouts ?? 0,
+        linkAcked: s?.linkAcked ?? 0,
+        linkResent: s?.resent ?? 0,
       }
     })
   }
@@ -211,15 +213,21 @@ export class ClusterRuntime {
       },
       redisPublish: (b, batch, durable) => this.publishFrame(b, batch, durable),
       redisMarker: (b, token) => this.cmd.publish(this.keys.busOf(b), encodeMarker(this.brokerId, token)),
-      receive: (from, batch) => {
+      receive: (from, batch, delivered) => {
         if (batchOrigin(batch) !== from) return false
-        const n = this.bus.receive(batch)
+        const n = this.bus.receive(batch, delivered)
         if (n < 0) return false
         this.received.link += n
         return true
       },
       markerTimeoutMs: 1000,
       syncTimeoutMs: c.redisCommandTimeoutMs,
+      // The receiver's delivery may wait on its own Redis (a persistent subscriber's packet id), up to a command timeout.
+      ackTimeoutMs: 2 * c.redisCommandTimeoutMs,
+      // --redis-wait-replicas asks for a forward that replicated Redis holds: QoS 1 keeps to the replay log
+      // then. So it does while our Redis is away: the node refuses QoS 1 it cannot make durable (offline
+      // queues, retained) whatever node the subscribers are on, as it did before the links carried QoS 1.
+      ackedLink: c.redisWaitReplicas === 0 ? () => this.cmd.status === 'ready' : () => false,
       handshakeTimeoutMs: 5000,
       maxBacklogBytes: 64 * 1024 * 1024,
       onEvent: (event) => this.metrics.linkEvents.inc({ event }),

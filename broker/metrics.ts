@@ -54,8 +54,9 @@ export function createMetrics () {
     /** Where busTransport reads its figures (set by the cluster runtime). */
     setBusTransportSource (fn: () => BusTransportCounts): void { transports = fn },
     linksUp: new Gauge({ name: 'thingmesh_cluster_links_up', help: 'outgoing direct links to other nodes that are up (authenticated)', registers: [registry], collect () { if (transports) this.set(transports().linksUp) } }),
-    linkEvents: new Counter({ name: 'thingmesh_cluster_link_events_total', help: 'cluster link events: up, down, connect_failed, cut (stuck or unanswered), rejected_auth (no proof of the cluster secret), rejected_stale (meant for an earlier incarnation of this node), rejected_malformed, rejected_timeout (no handshake in time)', labelNames: ['event'], registers: [registry] }),
+    linkEvents: new Counter({ name: 'thingmesh_cluster_link_events_total', help: 'cluster link events: up, down, connect_failed, cut (stuck or unanswered), rejected_auth (no proof of the cluster secret), rejected_stale (meant for an earlier incarnation of this node), rejected_malformed, rejected_timeout (no handshake in time), rejected_ack (an ack of a QoS 1 batch never sent or acknowledged already), ack_timeout (a QoS 1 batch unacknowledged too long)', labelNames: ['event'], registers: [registry] }),
     linkMarkerTimeouts: new Gauge({ name: 'thingmesh_cluster_link_marker_timeouts_total', help: 'times QoS 0 batches waiting to switch from Redis to a link went through Redis because the marker was not acknowledged in time', registers: [registry], collect () { if (transports) this.set(transports().markerTimeouts) } }),
+    linkQos1Batches: new Gauge({ name: 'thingmesh_cluster_link_qos1_batches_total', help: 'QoS 1 bus batches sent over a direct link: acked (the receiver delivered them), resent (the link went down or the ack was late; sent again through Redis and its replay log)', labelNames: ['outcome'], registers: [registry], collect () { if (!transports) return; const c = transports(); this.set({ outcome: 'acked' }, c.linkAcked); this.set({ outcome: 'resent' }, c.linkResent) } }),
     busDropped: new Gauge({ name: 'thingmesh_bus_dropped_total', help: 'publishes Redis refused (QoS0 dropped, QoS>0 refused to the publisher)', registers: [registry] }),
     rejected: new Counter({ name: 'thingmesh_clients_rejected_total', help: 'connections closed for bad input or policy', labelNames: ['reason'], registers: [registry] }),
     slowConsumers: new Counter({ name: 'thingmesh_slow_consumer_total', help: 'messages not written to a client over --max-client-buffer-bytes: action qos0_dropped (message dropped) or disconnected (QoS1/2; the client was disconnected)', labelNames: ['action'], registers: [registry] }),
@@ -84,4 +85,4 @@ export function createMetrics () {
 
 export type Metrics = ReturnType<typeof createMetrics>
 
-export interface BusTransportCounts { linkSent: number, linkReceived: number, redisSent: number, redisReceived: number, linksUp: number, markerTimeouts: number }
+export interface BusTransportCounts { linkSent: number, linkReceived: number, redisSent: number, redisReceived: number, linksUp: number, markerTimeouts: number, linkAcked: number, linkResent: number }

@@ -26,11 +26,12 @@ export interface BusStats {
 export interface BusIo {
   /**
    * Send a batch of `frames` publishes to a node: over the direct link
-   * (cluster/links/) or as a PUBLISH on its bus channel; `durable` batches
-   * (any QoS 1/2 frame inside) also go to the node's replay log
-   * (cluster/bus-log.ts).
+   * (cluster/links/) or as a PUBLISH on its bus channel. `durability` is the
+   * highest QoS of a publish waiting for it (0: QoS 0 only): such a batch
+   * resolves once the node acknowledged delivering it over the link, or once
+   * it is in the node's replay log (cluster/bus-log.ts).
    */
-  publish(brokerId: string, batch: Buffer, durable: boolean, frames: number): Promise<unknown>
+  publish(brokerId: string, batch: Buffer, durability: 0 | 1 | 2, frames: number): Promise<unknown>
   /** Record and announce a change of this node's interest set. */
   announce(op: 'add' | 'rm', filters: string[]): Promise<unknown>
   /**
@@ -188,7 +189,9 @@ export class ClusterBus {
 
   private send (target: string, p: Pending): void {
     this.stats.batches++
-    this.io!.publish(target, encodeBatch(this.origin, p.frames), p.waiters.length > 0, p.frames.length).then(() => {
+    let durability: 0 | 1 | 2 = 0
+    for (const w of p.waiters) if (w.qos > durability) durability = w.qos as 1 | 2
+    this.io!.publish(target, encodeBatch(this.origin, p.frames), durability, p.frames.length).then(() => {
       this.stats.sent += p.frames.length
       for (const w of p.waiters) settle(w)
     }, (err: Error) => {
@@ -201,17 +204,26 @@ export class ClusterBus {
   /**
    * Entry point for batches arriving from other nodes (bus channel or direct
    * link). Returns the number of publishes delivered, -1 for a malformed batch.
+   * `delivered` (a link batch the sender waits for) is called once every
+   * publish in it completed local delivery: aedes' chain per subscriber,
+   * including a persistent subscriber's packet id written to Redis
+   * (outgoingUpdate) before the write to its socket. A delivery that fails
+   * counts as done, as on the Redis path: the batch reached this node.
    */
-  receive (message: Buffer): number {
+  receive (message: Buffer, delivered?: () => void): number {
     const batch = decodeBatch(message)
     if (batch === null) { this.stats.malformed++; return -1 }
-    if (batch.origin === this.origin) return 0
-    for (const p of batch.packets) {
+    const n = batch.origin === this.origin ? 0 : batch.packets.length
+    let remaining = n
+    const one = delivered ? () => { if (--remaining === 0) delivered() } : noop
+    for (let i = 0; i < n; i++) {
+      const p = batch.packets[i] as BusPacket & { cmd: string }
       this.stats.received++
-      ;(p as BusPacket & { cmd: string }).cmd = 'publish'
-      this.emitLocal(p, noop)
+      p.cmd = 'publish'
+      this.emitLocal(p, one)
     }
-    return batch.packets.length
+    if (n === 0) delivered?.()
+    return n
   }
 
   /**

@@ -13,19 +13,23 @@ import { waitFor } from '../helpers/wait.ts'
 // is refused and changes nothing.
 
 /** A TCP relay in front of B's link port, so the test can cut A's link to B. */
-async function relay (to: number): Promise<{ port: number, cut(): void, heal(): void, close(): void }> {
+async function relay (to: number): Promise<{ port: number, cut(): void, heal(): void, holdReplies(): void, close(): void }> {
   const sockets = new Set<Socket>()
   let open = true
+  /** Replies (B to A) are swallowed until the next cut: acks that never arrive. */
+  let holding = false
   const server = createServer((a) => {
     if (!open) { a.destroy(); return }
     const b = tcpConnect(to, '127.0.0.1')
     for (const s of [a, b]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => { sockets.delete(s); a.destroy(); b.destroy() }) }
-    a.pipe(b); b.pipe(a)
+    a.pipe(b)
+    b.on('data', (d) => { if (!holding) a.write(d) })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     port: (server.address() as { port: number }).port,
-    cut () { open = false; for (const s of sockets) s.destroy() },
+    cut () { open = false; holding = false; for (const s of sockets) s.destroy() },
+    holdReplies () { holding = true },
     heal () { open = true },
     close () { open = false; server.close(); for (const s of sockets) s.destroy() },
   }
@@ -133,6 +137,53 @@ t.test('a cut link falls back to Redis, keeps the order and comes back', async (
   t.same(receivedOn('lk/cut'), [...first, ...during, ...after], 'all of them, in order')
   t.ok(await transport(A, 'link', 'sent') - linkBefore >= 100, 'after the cut, over the link again')
   t.ok(await linkEvents(A, 'down') >= 1, 'link down counted')
+})
+
+const qos1Batches = async (n: NodeProcess, outcome: 'acked' | 'resent'): Promise<number> =>
+  Number(new RegExp(`^thingmesh_cluster_link_qos1_batches_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(await n.metrics())?.[1] ?? 0)
+
+// QoS 1 takes the link, acknowledged by B once delivered; PUBACK waits for that ack. The relay
+// first swallows B's acks (B delivered, A does not know), then the link is cut mid-stream: the
+// unacknowledged batches go again through Redis, before anything newer.
+t.test('QoS 1 over the link: every PUBACKed message arrives, in order, when the link is cut mid-stream', async (t) => {
+  await sub.subscribeAsync('lk/q1cut', { qos: 1 })
+  const [linkBefore, ackedBefore, resentBefore] = [await transport(A, 'link', 'sent'), await qos1Batches(A, 'acked'), await qos1Batches(A, 'resent')]
+  const N = 3000
+  const acked: string[] = []
+  const sent: string[] = []
+  let next = 0
+  // 10 in flight, like the bench's publishers: each PUBACK lets the next one go.
+  const lane = async (): Promise<void> => {
+    while (next < N) {
+      const payload = `q${next++}`
+      sent.push(payload)
+      await pub.publishAsync('lk/q1cut', payload, { qos: 1 })
+      acked.push(payload)
+    }
+  }
+  const lanes = Promise.all(Array.from({ length: 10 }, lane))
+  t.teardown(() => proxy.heal())
+  await waitFor(() => acked.length >= 800, '800 acknowledged over the link')
+  proxy.holdReplies()
+  const heldAt = acked.length
+  await waitFor(() => receivedOn('lk/q1cut').length >= acked.length + 5, 'B delivered messages A has no ack for')
+  t.ok(acked.length - heldAt <= 10, 'without acks, no more PUBACKs than were on their way')
+  const linkSentAtCut = await transport(A, 'link', 'sent') - linkBefore
+  proxy.cut()
+  await waitFor(async () => !(await linkUp(A)), 'A sees its link to B down')
+  await waitFor(() => acked.length >= 1600, '1600 acknowledged')
+  proxy.heal()
+  await waitFor(() => linkUp(A), 'the link is back')
+  await lanes
+  const arrived = receivedOn('lk/q1cut')
+  await waitFor(() => new Set(receivedOn('lk/q1cut')).size >= N, 'every acknowledged message on B')
+  const firsts = [...new Set(receivedOn('lk/q1cut'))]
+  t.same(acked.filter((m) => !firsts.includes(m)), [], 'none of the acknowledged messages lost')
+  t.same(firsts, sent, 'first arrivals in the order published')
+  t.ok(linkSentAtCut >= 800, 'before the cut, over the link')
+  t.ok(await qos1Batches(A, 'acked') - ackedBefore > 0, 'B acknowledged batches over the link')
+  t.ok(await qos1Batches(A, 'resent') - resentBefore > 0, 'the unacknowledged ones were sent again')
+  t.comment(`resent through Redis after the cut: ${await qos1Batches(A, 'resent') - resentBefore} batches; duplicates at B: ${receivedOn('lk/q1cut').length - firsts.length}; ${arrived.length} before the last wait`)
 })
 
 t.test('connections without the cluster secret are refused; nothing else is affected', async (t) => {

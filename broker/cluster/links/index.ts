@@ -5,7 +5,7 @@ import { TransportRouter, type RouterStats } from './router.ts'
 import { LINK_MAX_BATCH } from './protocol.ts'
 
 export { TransportRouter } from './router.ts'
-export type { RouterStats } from './router.ts'
+export type { Durability, RouterStats } from './router.ts'
 
 /** Where a node's link listener is reached, as announced in its membership record. */
 export interface LinkAddress { host: string, port: number }
@@ -21,17 +21,21 @@ export interface ClusterLinksOptions {
   /** Redis side of the bus: plain PUBLISH or the replay-log script. */
   redisPublish(target: string, batch: Buffer, durable: boolean): Promise<unknown>
   redisMarker(target: string, token: number): Promise<unknown>
-  /** A batch that arrived over the link from `from`; false = malformed. */
-  receive(from: string, batch: Buffer): boolean
+  /** A batch that arrived over the link from `from`; false = malformed. With `delivered`, call it once the batch was delivered locally. */
+  receive(from: string, batch: Buffer, delivered?: () => void): boolean
   markerTimeoutMs: number
   syncTimeoutMs: number
+  /** A QoS 1 link batch unacknowledged this long cuts the link; it goes again through Redis. */
+  ackTimeoutMs: number
+  /** QoS 1 batches take the link now, acknowledged on delivery (false: they take Redis and its replay log). Asked per batch. */
+  ackedLink(): boolean
   handshakeTimeoutMs: number
   /** Unsent bytes a link may hold before it counts as stuck and is cut. */
   maxBacklogBytes: number
   onEvent(event: LinkEvent): void
 }
 
-export type LinkEvent = 'up' | 'down' | 'rejected_auth' | 'rejected_stale' | 'rejected_malformed' | 'rejected_timeout' | 'connect_failed' | 'cut'
+export type LinkEvent = 'up' | 'down' | 'rejected_auth' | 'rejected_stale' | 'rejected_malformed' | 'rejected_timeout' | 'rejected_ack' | 'ack_timeout' | 'connect_failed' | 'cut'
 
 /** The metric event of a failed or refused link, on either side: a protocol failure is counted by its reason, anything else (backlog, unanswered sync) is a cut. */
 function linkEvent (reason: string): LinkEvent {
@@ -40,6 +44,8 @@ function linkEvent (reason: string): LinkEvent {
     case 'stale': return 'rejected_stale'
     case 'malformed': return 'rejected_malformed'
     case 'handshake_timeout': return 'rejected_timeout'
+    case 'bad_ack': return 'rejected_ack'
+    case 'ack_timeout': return 'ack_timeout'
     default: return 'cut'
   }
 }
@@ -72,7 +78,7 @@ export class ClusterLinks {
       },
       redisPublish: o.redisPublish,
       redisMarker: o.redisMarker,
-    }, LINK_MAX_BATCH, o.markerTimeoutMs, o.syncTimeoutMs)
+    }, LINK_MAX_BATCH, o.markerTimeoutMs, o.syncTimeoutMs, o.ackTimeoutMs, o.ackedLink)
     this.server = new LinkServer({
       self: o.self,
       secret: () => this.secret,
@@ -153,6 +159,7 @@ export class ClusterLinks {
       },
       onSynced: (token) => this.router.synced(peer, token),
       onMarkerAck: (token) => this.router.markerAcked(peer, token),
+      onAcked: (upTo) => this.router.acked(peer, upTo),
       onFailed: (reason, detail) => {
         if (reason === 'connect') {
           this.o.onEvent('connect_failed')

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import {
   FrameReader, FrameType, HANDSHAKE_MAX_FRAME, LINK_MAX_FRAME, LINK_VERSION, NONCE_BYTES,
-  decodeChallenge, encodeHello, frame, frameHeader, proof, proofMatches, tokenFrame,
+  decodeChallenge, encodeHello, frame, frameHeader, newlyAcked, proof, proofMatches, tokenFrame,
 } from './protocol.ts'
 
 export interface PeerLinkOptions {
@@ -19,6 +19,8 @@ export interface PeerLinkOptions {
   onDown(): void
   onSynced(token: number): void
   onMarkerAck(token: number): void
+  /** The peer delivered the ACKED_BATCHes numbered up to `upTo` on this connection (sendAcked's numbers). */
+  onAcked(upTo: number): void
   /** The connection failed before it was up, or the peer broke the protocol. */
   onFailed(reason: string, detail?: string): void
 }
@@ -37,12 +39,16 @@ export class PeerLink {
   private closed = false
   private backoffMs = BACKOFF_MIN_MS
   private retryTimer: NodeJS.Timeout | null = null
+  /** ACKED_BATCHes written and acknowledged on the current connection. */
+  private ackedSent = 0
+  private acked = 0
 
   constructor (private readonly o: PeerLinkOptions) {
     this.open()
   }
 
-  get isUp (): boolean { return this.up }
+  /** False from a cut on, before the socket's close reports it down. */
+  get isUp (): boolean { return this.up && this.socket !== null && !this.socket.destroyed }
   /** Bytes written but not yet taken by the kernel. */
   get backlog (): number { return this.socket?.writableLength ?? 0 }
 
@@ -53,6 +59,19 @@ export class PeerLink {
     s.write(frameHeader(FrameType.BATCH, batch.length))
     s.write(batch)
     s.uncork()
+  }
+
+  /**
+   * A batch the peer acknowledges once delivered; returns its number on this
+   * connection (onAcked reports it). The numbers restart with each connection.
+   */
+  sendAcked (batch: Buffer): number {
+    const s = this.socket!
+    s.cork()
+    s.write(frameHeader(FrameType.ACKED_BATCH, batch.length))
+    s.write(batch)
+    s.uncork()
+    return ++this.ackedSent
   }
 
   sync (token: number): void {
@@ -82,6 +101,8 @@ export class PeerLink {
     const reader = new FrameReader(HANDSHAKE_MAX_FRAME)
     let stage: 'challenge' | 'ready' | 'up' = 'challenge'
     let failed = false
+    this.ackedSent = 0
+    this.acked = 0
     const fail = (reason: string, detail?: string): false => {
       if (!failed) { failed = true; this.o.onFailed(reason, detail) }
       socket.destroy()
@@ -94,6 +115,12 @@ export class PeerLink {
         if (stage === 'up') {
           if (type === FrameType.SYNCED && body.length === 4) this.o.onSynced(body.readUInt32BE(0))
           else if (type === FrameType.MARKER_ACK && body.length === 4) this.o.onMarkerAck(body.readUInt32BE(0))
+          else if (type === FrameType.BATCH_ACK && body.length === 4) {
+            const n = newlyAcked(body.readUInt32BE(0), this.acked, this.ackedSent)
+            if (n === 0) return fail('bad_ack', `ack for batch ${body.readUInt32BE(0)}; ${this.acked} of ${this.ackedSent} acknowledged`)
+            this.acked += n
+            this.o.onAcked(this.acked)
+          }
           else return fail('malformed', `unexpected frame type ${type}`)
           return true
         }

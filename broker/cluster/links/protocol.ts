@@ -15,10 +15,18 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
  *   sender   -> AUTH      32 B proof('S')
  *   receiver -> READY
  *
- * Then the sender writes BATCH (a bus batch, cluster/codec.ts) and SYNC
- * frames; the receiver answers SYNC with SYNCED once every batch before it
- * was handed to the bus, and writes MARKER_ACK when a marker this sender
- * published through Redis reached it (cluster/links/router.ts explains both).
+ * Then the sender writes BATCH (a bus batch, cluster/codec.ts), ACKED_BATCH
+ * and SYNC frames; the receiver answers SYNC with SYNCED once every batch
+ * before it was handed to the bus, and writes MARKER_ACK when a marker this
+ * sender published through Redis reached it (cluster/links/router.ts
+ * explains both).
+ *
+ * ACKED_BATCH is a batch holding QoS 1 publishes: the receiver numbers them
+ * 1, 2, 3, ... on each connection and, once it has delivered every one up to
+ * n locally, writes BATCH_ACK with n (u32, modulo 2^32; cumulative, so the
+ * acks of one turn share one frame). The sender completes their publishers'
+ * waits only then; an ack naming a batch it never sent, or one already
+ * acknowledged, closes the link.
  */
 export const LINK_VERSION = 1
 
@@ -31,6 +39,8 @@ export const FrameType = {
   SYNC: 0x02,
   SYNCED: 0x03,
   MARKER_ACK: 0x04,
+  ACKED_BATCH: 0x05,
+  BATCH_ACK: 0x06,
 } as const
 
 /** Largest frame before authentication (the handshake frames are well under it). */
@@ -66,6 +76,19 @@ export function tokenFrame (type: number, token: number): Buffer {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+const U32 = 0x1_0000_0000
+
+/**
+ * How many batches a BATCH_ACK newly acknowledges: its u32 count against the
+ * `acked` and `sent` totals of the connection (plain numbers, they outgrow
+ * 32 bits on a long-lived link). 0 means the ack is bad: it names a batch
+ * not sent yet, or one acknowledged already (a receiver never repeats one).
+ */
+export function newlyAcked (wire: number, acked: number, sent: number): number {
+  const n = (wire - (acked % U32) + U32) % U32
+  return n > 0 && n <= sent - acked ? n : 0
+}
 
 export interface Hello { version: number, nonce: Buffer, from: string, to: string }
 

@@ -13,8 +13,12 @@ export interface LinkServerOptions {
   /** The cluster secret as of now (it may be replaced: ClusterLinks.setSecret). */
   secret(): Buffer
   handshakeTimeoutMs: number
-  /** A batch from an authenticated sender; false = it is malformed (the link is closed). */
-  onBatch(from: string, batch: Buffer): boolean
+  /**
+   * A batch from an authenticated sender; false = it is malformed (the link
+   * is closed). With `delivered` (an ACKED_BATCH), call it once every
+   * publish in it was delivered locally.
+   */
+  onBatch(from: string, batch: Buffer, delivered?: () => void): boolean
   onAccepted(from: string): void
   /** A connection refused or closed for breaking the protocol; nothing else is affected. */
   onRejected(reason: RejectReason, remote: string, detail: string): void
@@ -66,6 +70,7 @@ export class LinkServer {
     let stage: 'hello' | 'auth' | 'up' = 'hello'
     let hello: { nonce: Buffer, from: string, to: string } | null = null
     let closed = false
+    const acks = new AckCounter((n) => { if (!socket.destroyed) socket.write(tokenFrame(FrameType.BATCH_ACK, n)) })
     const reject = (reason: RejectReason, detail: string): false => {
       if (!closed) { closed = true; this.o.onRejected(reason, remote, detail) }
       socket.destroy()
@@ -76,6 +81,7 @@ export class LinkServer {
       const ok = reader.push(chunk, (type, body) => {
         if (stage === 'up') {
           if (type === FrameType.BATCH) return this.o.onBatch(hello!.from, body) || reject('malformed', 'malformed batch')
+          if (type === FrameType.ACKED_BATCH) return this.o.onBatch(hello!.from, body, acks.next()) || reject('malformed', 'malformed batch')
           if (type === FrameType.SYNC && body.length === 4) {
             // Every batch before it was handed to the bus synchronously: the sender may now use Redis.
             socket.write(tokenFrame(FrameType.SYNCED, body.readUInt32BE(0)))
@@ -113,5 +119,40 @@ export class LinkServer {
       this.sockets.delete(socket)
       if (hello && this.senders.get(hello.from) === socket) this.senders.delete(hello.from)
     })
+  }
+}
+
+/**
+ * Numbers a connection's ACKED_BATCHes as they arrive and acknowledges them
+ * in order: batch n is acknowledged once it and every one before it were
+ * delivered (deliveries may complete out of order). The acknowledgements of
+ * one turn go out as one cumulative BATCH_ACK.
+ */
+export class AckCounter {
+  private received = 0
+  private deliveredUpTo = 0
+  /** Delivered batches beyond deliveredUpTo (out of order). */
+  private ahead = new Set<number>()
+  private scheduled = false
+
+  constructor (private readonly write: (upTo: number) => void) {}
+
+  /** The next batch arrived: returns what to call once it is delivered. */
+  next (): () => void {
+    const n = ++this.received
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      if (n !== this.deliveredUpTo + 1) { this.ahead.add(n); return }
+      this.deliveredUpTo = n
+      while (this.ahead.size > 0 && this.ahead.delete(this.deliveredUpTo + 1)) this.deliveredUpTo++
+      if (!this.scheduled) { this.scheduled = true; process.nextTick(this.flush) }
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    this.write(this.deliveredUpTo)
   }
 }
