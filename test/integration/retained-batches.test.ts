@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { encodeFrame } from '../../broker/cluster/codec.ts'
 import type { StoredRetained } from '../../broker/mqtt/retained-delivery.ts'
 import { createKeys } from '../../broker/cluster/keys.ts'
@@ -50,4 +51,26 @@ t.test('small messages: batches of many, few round trips', async (t) => {
   const batches = await batchesOf(['small/#'])
   t.equal(batches.flat().length, 3000)
   t.ok(batches.length <= 4, `3,000 small messages in ${batches.length} batches`)
+})
+
+t.test("the next batch's read is written to Redis while the current batch is still being sent, not after it", async (t) => {
+  await redis.del(keys.retained, keys.retainedIndex)
+  await store(Array.from({ length: 1000 }, (_, i) => `next/${i}`), 10)
+  // The node's command connection auto-pipelines (cluster/redis.ts): a command waits for a setImmediate there.
+  const piped = new Redis({ host: '127.0.0.1', port: r.port, enableAutoPipelining: true, lazyConnect: true })
+  await piped.connect()
+  t.teardown(() => piped.disconnect())
+  const reader = new RedisPersistence({ redis: piped, keys, maxQueuedMessages: 100, mayStore: () => true })
+  for (const filter of ['#', 'next/#']) {
+    const it = reader.retainedBatches([filter])[Symbol.asyncIterator]()
+    t.ok((await it.next()).value.length < 1000, `${filter}: a first batch, not all`)
+    const stream = (piped as unknown as { stream: { bytesWritten: number } }).stream
+    const before = stream.bytesWritten
+    const next = it.next()
+    // As RetainedDelivery does: ask for the next batch, then send this one in the same synchronous run (no new turn).
+    for (let i = 0; i < 20; i++) await Promise.resolve()
+    t.ok(stream.bytesWritten > before, `${filter}: the read went out before the turn ended`)
+    await next
+    await it.return?.(undefined)
+  }
 })
