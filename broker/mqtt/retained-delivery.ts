@@ -7,7 +7,13 @@ const require = createRequire(import.meta.url)
 const mqttPacket = require('mqtt-packet') as { writeToStream(packet: object, stream: Writable): boolean }
 
 /** A retained message as the persistence reads it. */
-export interface StoredRetained { topic: string, payload: Buffer, qos: 0 | 1 | 2 }
+export interface StoredRetained {
+  topic: string
+  payload: Buffer
+  qos: 0 | 1 | 2
+  /** The topic's UTF-8 length, when the reader knows it (the stored frame carries it). */
+  topicBytes?: number
+}
 
 /** What is written: a PUBLISH of a retained message to a new subscription. */
 export interface RetainedPublish {
@@ -121,7 +127,7 @@ export class RetainedDelivery {
             if (!write(client, packet) && !await drained(client)) return
             continue
           }
-          if (!chunk.add(packet)) {
+          if (!chunk.add(packet, topicBytes(packet, stored))) {
             // aedes' write() treats a packet it cannot encode as a client error.
             client.emit('error', new Error(`retained message on ${packet.topic.slice(0, 256)} cannot be encoded`))
             return
@@ -138,6 +144,11 @@ export class RetainedDelivery {
   }
 }
 
+/** The UTF-8 length of the packet's topic: the stored frame's when the hook kept its topic. */
+function topicBytes (packet: RetainedPublish, stored: StoredRetained): number {
+  return packet.topic === stored.topic && stored.topicBytes !== undefined ? stored.topicBytes : Buffer.byteLength(packet.topic)
+}
+
 /** Encoded bytes handed to the socket at a time (3.1.1 clients). */
 const CHUNK_BYTES = 64 * 1024
 
@@ -147,9 +158,8 @@ class Chunk {
   private topicBytes: number[] = []
   bytes = 0
 
-  /** False if the packet cannot be encoded. */
-  add (packet: RetainedPublish): boolean {
-    const t = Buffer.byteLength(packet.topic)
+  /** False if the packet cannot be encoded; `t` is its topic's UTF-8 length. */
+  add (packet: RetainedPublish, t: number): boolean {
     const n = publishLength(t, packet)
     if (n < 0) return false
     this.packets.push(packet)
