@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto'
-import { networkInterfaces } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { NodeConfig } from './config.ts'
 import type { Logger } from './log.ts'
@@ -7,8 +5,9 @@ import type { Metrics } from './metrics.ts'
 import { connectRedis, defineScripts, linkStalled } from './cluster/redis.ts'
 import { createKeys, type Keys } from './cluster/keys.ts'
 import { ClusterBus } from './cluster/bus.ts'
-import { BUS_MARKER_VERSION, batchOrigin, decodeMarker, encodeMarker } from './cluster/codec.ts'
-import { ClusterLinks, type LinkAddress } from './cluster/links/index.ts'
+import { BUS_MARKER_VERSION, decodeMarker } from './cluster/codec.ts'
+import type { ClusterLinks, LinkAddress } from './cluster/links/index.ts'
+import { startNodeLinks } from './cluster/links/wiring.ts'
 import { BusCatchUp } from './cluster/bus-log.ts'
 import { InterestTable, type InterestChange } from './cluster/interest.ts'
 import { Membership, type Member } from './cluster/membership.ts'
@@ -49,7 +48,8 @@ export class ClusterRuntime {
   /** Where the other nodes reach our link listener (in our membership record). */
   private linkAddress: LinkAddress | undefined
   /** Publishes received from other nodes, by transport (thingmesh_bus_transport_messages_total). */
-  private readonly received = { link: 0, redis: 0 }
+  private linkReceived = { count: 0 }
+  private redisReceived = 0
   private port: BrokerPort | null = null
   /** Set by the node: a `drain` control message names this node. */
   onDrain: ((spreadMs?: number) => void) | null = null
@@ -154,9 +154,9 @@ export class ClusterRuntime {
       const s = this.links?.stats
       return {
         linkSent: s?.linkFrames ?? 0,
-        linkReceived: this.received.link,
+        linkReceived: this.linkReceived.count,
         redisSent: s ? s.redisFrames : this.bus.stats.sent,
-        redisReceived: this.received.redis,
+        redisReceived: this.redisReceived,
         linksUp: s?.linksUp ?? 0,
         markerTimeouts: s?.markerTimeouts ?? 0,
         linkAcked: s?.linkAcked ?? 0,
@@ -174,68 +174,7 @@ export class ClusterRuntime {
       return
     }
     const n = this.bus.receive(message)
-    if (n > 0) this.received.redis += n
-  }
-
-  /** The link secret stored in Redis, storing `mine` first if there is none. */
-  private async sharedLinkSecret (mine: string): Promise<string> {
-    await this.cmd.set(this.keys.linkSecret, mine, 'NX')
-    const secret = await this.cmd.get(this.keys.linkSecret)
-    if (!secret) throw new Error('cluster link secret vanished from Redis right after it was set')
-    return secret
-  }
-
-  /**
-   * Starts the link listener (cluster/links/). The secret comes from the
-   * config or from Redis, where the first node creates it: anyone who can
-   * read that Redis can already rewrite every session, so it guards the link
-   * port as well as Redis itself is guarded.
-   */
-  private async startLinks (): Promise<void> {
-    const c = this.config
-    let secret = c.clusterSecret ?? await this.sharedLinkSecret(randomBytes(32).toString('hex'))
-    let refreshing = 0
-    const links = new ClusterLinks({
-      self: this.brokerId,
-      secret: Buffer.from(secret, 'utf8'),
-      log: this.log,
-      // Redis lost the key (restarted empty) and a newer node made another: adopt the one in
-      // Redis, putting ours back if there is none. At most once every 2 s, whoever knocks.
-      onAuthFailure: () => {
-        if (c.clusterSecret || Date.now() - refreshing < 2000) return
-        refreshing = Date.now()
-        this.sharedLinkSecret(secret).then((s) => {
-          if (s === secret) return
-          secret = s
-          links.setSecret(Buffer.from(s, 'utf8'))
-          this.log.warn({ event: 'link.secret_changed' }, 'the cluster link secret in Redis changed; using the new one')
-        }, () => { /* Redis away: the next failure retries */ })
-      },
-      redisPublish: (b, batch, durable) => this.publishFrame(b, batch, durable),
-      redisMarker: (b, token) => this.cmd.publish(this.keys.busOf(b), encodeMarker(this.brokerId, token)),
-      receive: (from, batch, delivered) => {
-        if (batchOrigin(batch) !== from) return false
-        const n = this.bus.receive(batch, delivered)
-        if (n < 0) return false
-        this.received.link += n
-        return true
-      },
-      markerTimeoutMs: 1000,
-      syncTimeoutMs: c.redisCommandTimeoutMs,
-      // The receiver's delivery may wait on its own Redis (a persistent subscriber's packet id), up to a command timeout.
-      ackTimeoutMs: 2 * c.redisCommandTimeoutMs,
-      // --redis-wait-replicas asks for a forward that replicated Redis holds: QoS 1 keeps to the replay log
-      // then. So it does while our Redis is away: the node refuses QoS 1 it cannot make durable (offline
-      // queues, retained) whatever node the subscribers are on, as it did before the links carried QoS 1.
-      ackedLink: c.redisWaitReplicas === 0 ? () => this.cmd.status === 'ready' : () => false,
-      handshakeTimeoutMs: 5000,
-      maxBacklogBytes: 64 * 1024 * 1024,
-      onEvent: (event) => this.metrics.linkEvents.inc({ event }),
-    })
-    const port = await links.listen(c.linkHost, c.linkPort)
-    this.links = links
-    this.linkAddress = advertisedLink(c.linkHost, port, c.linkAdvertise)
-    this.log.info({ event: 'link.listening', listen: `${c.linkHost}:${port}`, advertise: `${this.linkAddress.host}:${this.linkAddress.port}` }, 'cluster link listener up')
+    if (n > 0) this.redisReceived += n
   }
 
   /** Resolves when both Redis links are up and subscribed. */
@@ -245,6 +184,21 @@ export class ClusterRuntime {
     this.subReady = true
     this.subEverReady = true
     if (this.config.clusterLinks) await this.startLinks()
+  }
+
+  /** The direct links to the other nodes (cluster/links/wiring.ts). */
+  private async startLinks (): Promise<void> {
+    const c = this.config
+    const started = await startNodeLinks({
+      brokerId: this.brokerId, clusterSecret: c.clusterSecret, host: c.linkHost, port: c.linkPort, advertise: c.linkAdvertise,
+      redisCommandTimeoutMs: c.redisCommandTimeoutMs, redisWaitReplicas: c.redisWaitReplicas,
+      cmd: this.cmd, keys: this.keys, bus: this.bus, log: this.log,
+      redisPublish: (b, batch, durable) => this.publishFrame(b, batch, durable),
+      onEvent: (event) => this.metrics.linkEvents.inc({ event }),
+    })
+    this.links = started.links
+    this.linkReceived = started.received
+    this.linkAddress = started.address
   }
 
   attach (port: BrokerPort, self: { host: string, port: number, httpPort: number }): void {
@@ -642,19 +596,4 @@ export class ClusterRuntime {
 function waitReady (r: Redis): Promise<void> {
   if (r.status === 'ready') return Promise.resolve()
   return new Promise((resolve) => r.once('ready', () => resolve()))
-}
-
-/** The link address announced to the other nodes: --link-advertise, else the bound one (a wildcard bind: this host's first external IPv4). */
-export function advertisedLink (host: string, port: number, advertise: string | undefined): LinkAddress {
-  if (advertise) {
-    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(advertise)
-    // No match: a bare IPv6 address (a pod IP), without a port.
-    if (!m) return { host: advertise, port }
-    return { host: m[1] ?? m[2], port: m[3] ? Number(m[3]) : port }
-  }
-  if (host !== '0.0.0.0' && host !== '::') return { host, port }
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return { host: a.address, port }
-  }
-  return { host: '127.0.0.1', port }
 }
