@@ -10,10 +10,13 @@
  * pair (A, B, A, B, ...): a noisy minute hits both. No root = this checkout.
  * PROBE_BROKERS (standalone,cluster2,aedes), PROBE_RUNS (3), PROBE_MESSAGES
  * (20000), PROBE_WARMUP (4000: sent first on each fresh broker, not measured).
+ * A cluster's Redis is measured too (its CPU per message, printed apart
+ * from the nodes': the bus's replay-log script runs there).
  */
 import { loadavg } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { cpuSeconds } from './procstat.ts'
 import { qos1Stream } from './qos1-scenario.ts'
 import type { BrokerUnderTest } from './brokers.ts'
@@ -32,7 +35,17 @@ function qos1 (b: BrokerUnderTest, messages: number, tag: string): Promise<{ rat
   return qos1Stream(b, { messages, timeoutMs: TIMEOUT_MS, clientPrefix: `probe-q1-${tag}`, payload: PAYLOAD })
 }
 
-const rows: Array<{ root: string, broker: string, rate: number, usPerMsg: number, perNode: number[] }> = []
+/** The pid of the Redis server behind a cluster broker (INFO server). */
+async function redisPid (port: number | undefined): Promise<number | null> {
+  if (port === undefined) return null
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
+  try {
+    await r.connect()
+    return Number(/process_id:(\d+)/.exec(await r.info('server'))?.[1] ?? NaN) || null
+  } finally { r.disconnect() }
+}
+
+const rows: Array<{ root: string, broker: string, rate: number, usPerMsg: number, perNode: number[], redisUs: number }> = []
 console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
 for (let run = 0; run < RUNS; run++) {
   for (const key of BROKER_KEYS) {
@@ -41,12 +54,15 @@ for (let run = 0; run < RUNS; run++) {
       const b = (await BROKERS[key]())!
       try {
         if (WARMUP > 0) await qos1(b, WARMUP, 'warm')
+        const rpid = await redisPid(b.redisPort)
         const cpu0 = b.pids.map(cpuSeconds)
+        const redis0 = rpid === null ? 0 : cpuSeconds(rpid)
         const r = await qos1(b, MESSAGES, 'run')
         const perNode = b.pids.map((pid, i) => (cpuSeconds(pid) - cpu0[i]) / r.received * 1e6)
+        const redisUs = rpid === null ? 0 : (cpuSeconds(rpid) - redis0) / r.received * 1e6
         const usPerMsg = perNode.reduce((a, x) => a + x, 0)
-        rows.push({ root, broker: key, rate: r.rate, usPerMsg, perNode })
-        console.log(`run ${run + 1} ${key.padEnd(10)} ${root.padEnd(28)} ${r.rate.toFixed(0).padStart(6)} msg/s  node CPU ${usPerMsg.toFixed(1)} us/msg [${perNode.map((x) => x.toFixed(1)).join(', ')}]${r.received < MESSAGES ? `  LOST ${MESSAGES - r.received}` : ''}  load ${loadavg()[0].toFixed(2)}`)
+        rows.push({ root, broker: key, rate: r.rate, usPerMsg, perNode, redisUs })
+        console.log(`run ${run + 1} ${key.padEnd(10)} ${root.padEnd(28)} ${r.rate.toFixed(0).padStart(6)} msg/s  node CPU ${usPerMsg.toFixed(1)} us/msg [${perNode.map((x) => x.toFixed(1)).join(', ')}]${rpid === null ? '' : `  Redis ${redisUs.toFixed(1)} us/msg`}${r.received < MESSAGES ? `  LOST ${MESSAGES - r.received}` : ''}  load ${loadavg()[0].toFixed(2)}`)
       } finally {
         await b.stop()
       }
@@ -58,7 +74,7 @@ console.log('\nmedians')
 for (const key of BROKER_KEYS) {
   for (const root of roots) {
     const rs = rows.filter((r) => r.root === root && r.broker === key)
-    console.log(`${key.padEnd(10)} ${root.padEnd(28)} ${median(rs.map((r) => r.rate)).toFixed(0).padStart(6)} msg/s  ${median(rs.map((r) => r.usPerMsg)).toFixed(1)} us/msg`)
+    console.log(`${key.padEnd(10)} ${root.padEnd(28)} ${median(rs.map((r) => r.rate)).toFixed(0).padStart(6)} msg/s  ${median(rs.map((r) => r.usPerMsg)).toFixed(1)} us/msg nodes  ${median(rs.map((r) => r.redisUs)).toFixed(1)} us/msg Redis`)
   }
 }
 process.exit(0)
