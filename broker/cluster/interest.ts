@@ -23,6 +23,8 @@ interface Remote { seq: number, filters: Set<string>, based: boolean, known: boo
  * long read must not grow memory without bound).
  */
 const MAX_HELD = 10_000
+/** Topics whose targets() answer is kept (interest.ts cache). */
+const CACHE_MAX = 4096
 
 export interface InterestIo {
   /** Atomically reads a node's interest set and version. */
@@ -43,6 +45,13 @@ export class InterestTable {
   private readonly matcher: Matcher = new Qlobber({ wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true })
   private readonly resyncing = new Map<string, Promise<void>>()
   private unknown: string[] = []
+  /**
+   * Answers of targets() by topic, dropped whenever a filter or an unknown
+   * node changes: a device publishes on the same few topics, and a Map look-up
+   * is cheaper than Qlobber's split and match per publish. Bounded: cleared
+   * when full (at most CACHE_MAX topics kept).
+   */
+  private cache = new Map<string, string[]>()
 
   constructor (private readonly self: string, private readonly io: InterestIo, private readonly onError: (err: Error) => void) {}
 
@@ -51,11 +60,18 @@ export class InterestTable {
     // No other live node (a single-node cluster): nothing to match, and a
     // Qlobber match per publish was 2.3% of the node's CPU (issue 8).
     if (this.remotes.size === 0) return NO_TARGETS
+    const cached = this.cache.get(topic)
+    if (cached !== undefined) return cached
     const hits = this.matcher.match(topic)
-    if (this.unknown.length === 0 && hits.length <= 1) return hits
-    const set = new Set(hits)
-    for (const b of this.unknown) set.add(b)
-    return [...set]
+    let out = hits
+    if (this.unknown.length > 0 || hits.length > 1) {
+      const set = new Set(hits)
+      for (const b of this.unknown) set.add(b)
+      out = [...set]
+    }
+    if (this.cache.size >= CACHE_MAX) this.cache = new Map()
+    this.cache.set(topic, out)
+    return out
   }
 
   /** Live members changed: learn new nodes, forget gone ones. */
@@ -111,6 +127,7 @@ export class InterestTable {
         // large set on each read was the cost that grew with the set.
         for (const f of r.filters) if (!next.has(f)) this.matcher.remove(f, b)
         for (const f of next) if (!r.filters.has(f)) this.matcher.add(f, b)
+        this.cache.clear()
         r.filters = next
         r.seq = snap.seq
         r.based = true
@@ -139,6 +156,7 @@ export class InterestTable {
 
   private applyOne (r: Remote, c: InterestChange): void {
     r.seq = c.seq
+    this.cache.clear()
     for (const f of c.f) {
       if (c.op === 'add') { if (!r.filters.has(f)) { r.filters.add(f); this.matcher.add(f, c.b) } } else if (r.filters.delete(f)) this.matcher.remove(f, c.b)
     }
@@ -154,10 +172,12 @@ export class InterestTable {
     if (!r) return
     for (const f of r.filters) this.matcher.remove(f, b)
     this.remotes.delete(b)
+    this.cache.clear()
   }
 
   private refreshUnknown (): void {
     this.unknown = [...this.remotes].filter(([, r]) => !r.known).map(([b]) => b)
+    this.cache.clear()
   }
 
   describe (): Record<string, { seq: number, filters: number, known: boolean }> {
