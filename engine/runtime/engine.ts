@@ -265,8 +265,11 @@ export class ThingEngine implements EngineApi {
     let failures = 0
     while (this.running) {
       const from = new Map<number, string>()
+      let heldBack = false
       for (const part of this.parts.values()) {
-        if (part.status === 'active' && part.committing < this.options.maxCommitsInFlight && part.publishLag < this.options.maxPublishLag) from.set(part.partition, part.processedTo)
+        if (part.status !== 'active') continue
+        if (part.committing < this.options.maxCommitsInFlight && part.publishLag < this.options.maxPublishLag) from.set(part.partition, part.processedTo)
+        else heldBack = true
       }
       if (from.size === 0) {
         // Every partition waits on its commits (or its publishing): go on as
@@ -280,14 +283,25 @@ export class ThingEngine implements EngineApi {
       // backlog, bigger commits cost less per entry (one script call and one
       // outbox batch each); processing yields every YIELD_AFTER entries.
       const perPartition = Math.max(10, Math.floor(this.options.batchSize / from.size))
+      // A partition held back (commits in flight, publishing behind) is not
+      // in this read, so a blocking read over the others would keep it
+      // waiting up to readBlockMs after its commit was answered, backlog or
+      // not (under load every partition came to wait on a read over the few
+      // idle ones). Then read without blocking, and if nothing came wait for
+      // the next commit answer instead.
       try {
-        batches = await this.store.read(from, perPartition, this.options.readBlockMs)
+        batches = await this.store.read(from, perPartition, heldBack ? 0 : this.options.readBlockMs)
         failures = 0
       } catch (err) {
         if (!this.running) break
         failures++
         if (failures === 1) this.log.warn({ event: 'engine.read_failed', err: (err as Error).message }, 'could not read partition logs; retrying')
         await delay(Math.min(1000, 50 * failures))
+        continue
+      }
+      if (batches.length === 0 && heldBack) {
+        if (this.commits.size > 0) await Promise.race([...this.commits, delay(Math.min(this.options.readBlockMs, 20))])
+        else await delay(Math.min(this.options.readBlockMs, 5))
         continue
       }
       let sinceYield = 0

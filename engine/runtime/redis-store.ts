@@ -44,6 +44,8 @@ export interface RedisStoreOptions {
   leaseMs: number
 }
 
+type XReadReply = Array<[string, Array<[string, string[]]>]>
+
 interface PendingAppend {
   partition: number
   entry: EntryFields
@@ -190,8 +192,30 @@ export class RedisStore implements EngineStore {
     const keys: string[] = []
     const ids: string[] = []
     for (const [p, id] of from) { keys.push(this.k.logOf(p)); ids.push(id === '' ? '0-0' : id) }
-    const reply = await this.o.reader.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids) as Array<[string, Array<[string, string[]]>]> | null
+    const reply = (blockMs > 0
+      ? await this.o.reader.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)
+      : await this.o.reader.xread('COUNT', count, 'STREAMS', ...keys, ...ids)) as XReadReply | null
     if (reply === null) return []
+    const out = this.decodeRead(reply)
+    // Redis (7.0) answers a blocked multi-stream XREAD as soon as one of its
+    // streams gets an entry, with that stream only, although the ingest call
+    // that woke it appended to many partitions at once. Read the others at
+    // once, without blocking: below capacity a round then carries the new
+    // entries of every partition, not one partition's update or two. A reply
+    // with several streams was not a wake-up (data was there already): it
+    // holds them all.
+    if (blockMs > 0 && reply.length === 1 && from.size > 1) {
+      const got = reply[0]?.[0]
+      const restKeys: string[] = []
+      const restIds: string[] = []
+      for (let i = 0; i < keys.length; i++) if (keys[i] !== got) { restKeys.push(keys[i] as string); restIds.push(ids[i] as string) }
+      const more = await this.o.reader.xread('COUNT', count, 'STREAMS', ...restKeys, ...restIds) as XReadReply | null
+      if (more !== null) for (const b of this.decodeRead(more)) out.push(b)
+    }
+    return out
+  }
+
+  private decodeRead (reply: XReadReply): Array<{ partition: number, entries: LogEntry[] }> {
     const out: Array<{ partition: number, entries: LogEntry[] }> = []
     for (const [key, items] of reply) {
       const partition = this.partitionOfKey.get(key)

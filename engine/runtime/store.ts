@@ -49,7 +49,7 @@ export interface EngineStore {
   readonly mode: 'cluster' | 'standalone'
   /** Durable append; resolves once the entry would survive this node's crash (nobody needs its id). */
   append(partition: number, entry: EntryFields): Promise<void>
-  /** Entries after each given id, at most `count` per partition; waits up to `blockMs` for any. */
+  /** Entries after each given id, at most `count` per partition; waits up to `blockMs` for any (0: does not wait). */
   read(from: ReadonlyMap<number, string>, count: number, blockMs: number): Promise<Array<{ partition: number, entries: LogEntry[] }>>
   load(partition: number): Promise<LoadedPartition>
   /** Throws RuntimeError ENGINE_FENCED / ENGINE_CHECKPOINT_MOVED; nothing is written then. */
