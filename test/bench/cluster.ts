@@ -9,7 +9,8 @@
  *   qos1      10 publishers x 10 QoS1 in flight to one QoS1 wildcard subscriber, msg/s (PUBACKed and delivered)
  *   latency   RATE msg/s for LATENCY_SECONDS (after LATENCY_WARMUP unrecorded messages), publisher on the first node, subscriber on the last, p50/p99
  *   same      the same with publisher and subscriber on the first node
- *   memory    IDLE raw connections to a fresh first node: resident memory growth per connection
+ *   memory    IDLE raw connections to a fresh first node: resident memory growth per connection (RSS floor
+ *             over BENCH_MEMORY_IDLE_SECONDS of idling after, less before; and 1 s after the last CONNACK)
  *   retained  RETAINED retained messages stored, then time for a new `#` subscriber to receive them all
  *
  * Select with BENCH_SCENARIOS / --scenarios=fanin,latency and BENCH_BROKERS /
@@ -46,6 +47,8 @@ const LATENCY_SECONDS = num('latency-seconds', 'BENCH_LATENCY_SECONDS', 5)
 /** Messages sent before the measured ones and not recorded: JIT and first-use costs of the path, not its steady state. */
 const LATENCY_WARMUP = num('latency-warmup', 'BENCH_LATENCY_WARMUP', 1000, 0)
 const IDLE = num('idle', 'BENCH_IDLE_CONNECTIONS', 10_000)
+/** Seconds of idling before and after the idle connections open, over which the memory scenario takes the RSS floor. */
+const MEMORY_IDLE_SECONDS = num('memory-idle-seconds', 'BENCH_MEMORY_IDLE_SECONDS', 20, 0)
 const RETAINED = num('retained', 'BENCH_RETAINED', 10_000)
 /** No scenario may run longer than this; a broker that stalls is reported with what it did. */
 const SCENARIO_TIMEOUT_MS = num('timeout-ms', 'BENCH_TIMEOUT_MS', 60_000)
@@ -201,10 +204,41 @@ async function settledRssKb (pid: number): Promise<number> {
   return last
 }
 
-/** Idle connections are raw sockets: an MQTT.js client each would exhaust the bench process first. */
-async function memory (b: BrokerUnderTest): Promise<Figure> {
+/**
+ * The lowest RSS over `seconds` of idling, read every 500 ms: what the broker
+ * holds once its garbage collector has caught up. A Node broker's RSS right
+ * after a burst of work holds young-generation space grown by that burst and
+ * old-space pages not yet given back; V8's memory reducer gives them back
+ * some 10-15 s into an idle period. A single reading, at start or 1 s after
+ * the last CONNACK, caught either side of that at random: a 2-node cluster
+ * node's figure went 6.1-7.5 KB between runs of one build (session 6), and
+ * its idle RSS drifts by about 1 MB/s between collections (heartbeats,
+ * metrics). Mosquitto's RSS does not move while idle.
+ */
+async function idleFloorRssKb (pid: number, seconds: number): Promise<number> {
+  let floor = rssKb(pid)
+  const until = Date.now() + seconds * 1000
+  while (Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    floor = Math.min(floor, rssKb(pid))
+  }
+  return floor
+}
+
+/**
+ * Idle connections are raw sockets: an MQTT.js client each would exhaust the
+ * bench process first. Two figures, the same method for every broker:
+ * `memory`, the RSS floor over MEMORY_IDLE_SECONDS of idling after the
+ * connections opened, less the fresh broker's floor over as long before
+ * (idleFloorRssKb), and `memory.1s`, the RSS 1 s after the last CONNACK less
+ * the settled RSS right before the first connection (the method of the
+ * tables before session 7).
+ */
+async function memory (b: BrokerUnderTest): Promise<{ idle: Figure, at1s: Figure }> {
   const pid = b.pids[0]
-  const before = await settledRssKb(pid)
+  await settledRssKb(pid)
+  const floorBefore = await idleFloorRssKb(pid, MEMORY_IDLE_SECONDS)
+  const before = rssKb(pid)
   const sockets: Socket[] = []
   let failed = 0
   const open = (i: number): Promise<void> => new Promise((resolve) => {
@@ -224,9 +258,11 @@ async function memory (b: BrokerUnderTest): Promise<Figure> {
   // Let the broker finish per-connection work it defers past CONNACK (session bookkeeping, timers).
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const after = rssKb(pid)
+  const floorAfter = await idleFloorRssKb(pid, MEMORY_IDLE_SECONDS)
   const ok = sockets.length - failed
   for (const s of sockets) s.destroy()
-  return { value: (after - before) / Math.max(1, ok), lost: IDLE - ok }
+  const lost = IDLE - ok
+  return { idle: { value: (floorAfter - floorBefore) / Math.max(1, ok), lost }, at1s: { value: (after - before) / Math.max(1, ok), lost } }
 }
 
 async function retained (b: BrokerUnderTest): Promise<Figure> {
@@ -262,7 +298,8 @@ const METRICS: Record<string, Metric> = {
   'latency.p99': { key: 'latency.p99', title: `cross-node latency p99 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
   'same.p50': { key: 'same.p50', title: `same-node latency p50 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
   'same.p99': { key: 'same.p99', title: `same-node latency p99 at ${RATE} msg/s`, unit: 'ms', higherIsBetter: false, digits: 3 },
-  memory: { key: 'memory', title: `memory per idle connection (${IDLE} connections, fresh node, RSS growth / N)`, unit: 'KB', higherIsBetter: false, digits: 2 },
+  memory: { key: 'memory', title: `memory per idle connection (${IDLE} connections, fresh node, RSS floor over ${MEMORY_IDLE_SECONDS} s idle after - before, / N)`, unit: 'KB', higherIsBetter: false, digits: 2 },
+  'memory.1s': { key: 'memory.1s', title: `memory per idle connection (${IDLE} connections, fresh node, RSS 1 s after the last CONNACK - before, / N)`, unit: 'KB', higherIsBetter: false, digits: 2 },
   retained: { key: 'retained', title: `retained: new '#' subscriber receives ${RETAINED} retained messages`, unit: 's', higherIsBetter: false, digits: 3 },
 }
 
@@ -311,7 +348,7 @@ for (let run = 0; run < RUNS; run++) {
         names.set(key, b.name)
         for (const s of scenarios) {
           process.stderr.write(`run ${run + 1}/${RUNS} ${b.name}: ${s}\n`)
-          const metrics = s === 'latency' || s === 'same' ? [`${s}.p50`, `${s}.p99`] : [s]
+          const metrics = s === 'latency' || s === 'same' ? [`${s}.p50`, `${s}.p99`] : s === 'memory' ? ['memory', 'memory.1s'] : [s]
           if (!b.pids.every(alive)) { for (const m of metrics) record(m, key, { value: NaN, crashed: true }); continue }
           try {
             if (s === 'fanin') record('fanin', key, await fanin(b))
@@ -321,7 +358,11 @@ for (let run = 0; run < RUNS; run++) {
               const r = await latency(b, b.ports[0], s === 'latency' ? last(b) : b.ports[0])
               record(`${s}.p50`, key, r.p50)
               record(`${s}.p99`, key, r.p99)
-            } else if (s === 'memory') record('memory', key, await memory(b))
+            } else if (s === 'memory') {
+              const m = await memory(b)
+              record('memory', key, m.idle)
+              record('memory.1s', key, m.at1s)
+            }
             else record('retained', key, await retained(b))
             // A broker that died during the scenario did not finish it, whatever the clients counted.
             if (!b.pids.every(alive)) {
