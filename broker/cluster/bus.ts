@@ -82,6 +82,7 @@ export class ClusterBus {
     private readonly onError: (what: string, err: Error) => void = () => {},
   ) {
     this.local = mqemitter({ concurrency: 0, matchEmptyLevels: true })
+    cacheMatches(this.local)
   }
 
   on (topic: string, fn: Listener, done?: (err?: Error) => void): this {
@@ -258,6 +259,46 @@ export class ClusterBus {
   close (done: () => void): void {
     this.closed = true
     this.local.close(done)
+  }
+}
+
+interface ListenerMatcher {
+  match(topic: string): Listener[]
+  add(topic: string, fn: Listener): unknown
+  remove(topic: string, fn?: Listener): unknown
+}
+
+/** Topics whose local listeners are kept, and listeners in all (one aedes subscription is one listener). */
+const MATCH_CACHE_TOPICS = 4096
+const MATCH_CACHE_LISTENERS = 65_536
+
+/**
+ * mqemitter splits and matches the topic in its Qlobber on every emit; a
+ * device publishes on the same few topics, so the answers are kept per
+ * topic and dropped on any subscribe or unsubscribe (every change goes
+ * through the matcher's add/remove, which this wraps). mqemitter only reads
+ * the arrays. Its matcher is internal (`_matcher`, mqemitter 7): another
+ * shape is left as it is.
+ */
+function cacheMatches (emitter: LocalEmitter): void {
+  const m = (emitter as unknown as { _matcher?: ListenerMatcher })._matcher
+  if (!m || typeof m.match !== 'function' || typeof m.add !== 'function' || typeof m.remove !== 'function') return
+  const match = m.match.bind(m)
+  const add = m.add.bind(m)
+  const remove = m.remove.bind(m)
+  let cache = new Map<string, Listener[]>()
+  let listeners = 0
+  const drop = (): void => { if (cache.size > 0) { cache = new Map(); listeners = 0 } }
+  m.add = (topic, fn) => { drop(); return add(topic, fn) }
+  m.remove = (topic, fn) => { drop(); return fn === undefined ? remove(topic) : remove(topic, fn) }
+  m.match = (topic) => {
+    const hit = cache.get(topic)
+    if (hit !== undefined) return hit
+    const found = match(topic)
+    if (cache.size >= MATCH_CACHE_TOPICS || listeners + found.length > MATCH_CACHE_LISTENERS) drop()
+    cache.set(topic, found)
+    listeners += found.length
+    return found
   }
 }
 
