@@ -69,6 +69,13 @@ async function redisCalls (): Promise<Map<string, number>> {
   for (const m of info.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) out.set(m[1]!, Number(m[2]))
   return out
 }
+/** Effect batches committed and not yet routed and removed, over every partition's outbox. */
+async function outboxBatches (): Promise<number> {
+  const p = r.pipeline()
+  for (let i = 0; i < PARTITIONS; i++) p.llen(`tm:{thingmesh}:eng:outbox:${i}`)
+  const res = await p.exec()
+  return (res ?? []).reduce((s, [, n]) => s + Number(n), 0)
+}
 async function backlog (): Promise<number> {
   const p = r.pipeline()
   for (let i = 0; i < PARTITIONS; i++) p.xlen(`tm:{thingmesh}:eng:log:${i}`)
@@ -151,16 +158,22 @@ for (let i = 0; i < CONNECTIONS; i++) {
 // The throughput phase ends when every update is committed, but the node may
 // still be publishing their outputs (up to maxPublishLag batches per
 // partition, paced): samples taken meanwhile would measure that tail, not the
-// latency at this rate. Wait until the node is idle (under 10% of a CPU over
-// 250 ms; /proc counts in 10 ms ticks).
+// latency at this rate. Wait until every outbox is empty (all routed and
+// removed), then until the node is idle (under 10% of a CPU over 250 ms;
+// /proc counts in 10 ms ticks). Idle alone is not enough on a loaded machine:
+// a node starved of CPU by other processes looks idle while seconds of
+// outputs are still queued, and the latency run then measured their tail
+// (seen at load 7: outputs handed to the broker 13 s after ingest when the
+// run started).
 {
   const t0 = performance.now()
+  await waitFor(async () => (await outboxBatches()) === 0, 'every committed output published', 120_000, 100)
   await waitFor(async () => {
     const before = cpuSeconds(node.proc.pid)
     await new Promise((resolve) => setTimeout(resolve, 250))
     return cpuSeconds(node.proc.pid) - before <= 0.025
   }, 'node idle before the latency run', 120_000, 0)
-  out(`node idle ${((performance.now() - t0) / 1000).toFixed(1)} s after the last update was committed`)
+  out(`outputs published and node idle ${((performance.now() - t0) / 1000).toFixed(1)} s after the last update was committed`)
 }
 {
   const sub = await connect(node.port, { clientId: 'bench-watch' })
