@@ -61,7 +61,7 @@ t.test('a batch of appends: one script call, in order, full logs refused', async
   t.same(entries.map(([, f]) => f[7]), ['1', '3'], 'appended in call order')
 })
 
-t.test('a commit with alerts, history, rule writes to other partitions and an outbox: every part lands where commit.lua reads it', async (t) => {
+t.test('a commit with alerts, history, rule writes to other partitions and an outbox: commit.lua writes every part where the store reads it back', async (t) => {
   const aged = new RedisStore({ cmd, reader: redis.client(), sub: redis.client(), keys, partitions: 4, backlogMax: 100, historyMax: 10, historyMaxAgeMs: 1000, leaseMs: 10_000 })
   const { held } = await aged.beat('b1', [3], new Map())
   const token = held.get(3)!
