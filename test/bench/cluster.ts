@@ -45,7 +45,7 @@ const QOS1_MESSAGES = num('qos1-messages', 'BENCH_QOS1_MESSAGES', 20_000)
 const RATE = num('rate', 'BENCH_RATE', 2000)
 const LATENCY_SECONDS = num('latency-seconds', 'BENCH_LATENCY_SECONDS', 5)
 /** Messages sent before the measured ones and not recorded: JIT and first-use costs of the path, not its steady state. */
-const LATENCY_WARMUP = num('latency-warmup', 'BENCH_LATENCY_WARMUP', 1000, 0)
+const LATENCY_WARMUP = num('latency-warmup', 'BENCH_LATENCY_WARMUP', 6000, 0)
 const IDLE = num('idle', 'BENCH_IDLE_CONNECTIONS', 10_000)
 /** Seconds of idling before and after the idle connections open, over which the memory scenario takes the RSS floor. */
 const MEMORY_IDLE_SECONDS = num('memory-idle-seconds', 'BENCH_MEMORY_IDLE_SECONDS', 20, 0)
@@ -137,9 +137,17 @@ function noDelay (c: MqttClient): MqttClient {
  * timestamp in the payload is taken then, not at the scheduled time) to the
  * subscriber's 'message' event. Timers fire at millisecond granularity, so at
  * 2,000 msg/s the messages due within the next millisecond leave together.
- * The first LATENCY_WARMUP messages are sent at the same rate but not
- * recorded: on a 2-node cluster under load their p50 was 11-14 ms (the path's
- * first runs), and 500 of them were 5% of the samples, so p99 measured them.
+ * The first LATENCY_WARMUP messages (3 s at 2,000/s) are sent at the same
+ * rate but not recorded: on a 2-node cluster under load their p50 was
+ * 11-14 ms (the path's first runs), and 500 of them were 5% of the samples,
+ * so p99 measured them. 1,000 were not enough on a freshly started cluster
+ * (a latency-only run, where no other scenario ran first): per 500 ms of a
+ * 2,000/s stream right after start, p50 stayed at 3-400 ms for 1-1.5 s and
+ * came down to its level after 2-4 s (every message over the link; the
+ * nodes' CPU profiles show the path running about twice the CPU per message
+ * before V8 optimised it, which queues on a shared 2-core machine). Fresh
+ * standalone and plain Aedes nodes showed it too (first run's p50 1.2-1.4x
+ * the next ones), Mosquitto not.
  */
 async function latency (b: BrokerUnderTest, pubPort: number, subPort: number): Promise<{ p50: Figure, p99: Figure }> {
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
