@@ -11,7 +11,7 @@ import { startEngine, type DirectRoute, type EngineBridge } from './engine-bridg
 import { parseInbound, type EngineApi } from '../engine/runtime/index.ts'
 import { guardSocket, type Violation } from './mqtt/wire-guard.ts'
 import { installWirePatches, THINGMESH_BROKER } from './mqtt/wire-patches.ts'
-import { publishQos1InTurn } from './mqtt/qos1-inbound.ts'
+import { publishQos1Directly, publishQos1InTurn } from './mqtt/qos1-inbound.ts'
 import type { ShedAction } from './mqtt/slow-consumers.ts'
 import { stateOf } from './mqtt/client-state.ts'
 import { startSysPublisher } from './sys-topics.ts'
@@ -144,6 +144,8 @@ export async function startNode (config: NodeConfig, log: Logger, opts: StartOpt
     ...hooks,
   } as never)
   ;(broker as unknown as Record<symbol, boolean>)[THINGMESH_BROKER] = true
+  // Client QoS 1 publishes skip aedes' offline-enqueue step where no stored subscription can match (issue 8).
+  if (cluster) publishQos1Directly(broker, (topic) => cluster!.persistence.mayQueue(topic))
 
   broker.on('client', (client) => {
     cluster?.clientRegistered(client as unknown as AedesClient)
