@@ -52,13 +52,8 @@ export class PeerLink {
   /** Bytes written but not yet taken by the kernel. */
   get backlog (): number { return this.socket?.writableLength ?? 0 }
 
-  /** One batch in one write (header and batch gathered by cork: one writev). */
   sendBatch (batch: Buffer): void {
-    const s = this.socket!
-    s.cork()
-    s.write(frameHeader(FrameType.BATCH, batch.length))
-    s.write(batch)
-    s.uncork()
+    this.writeBatch(FrameType.BATCH, batch)
   }
 
   /**
@@ -66,12 +61,17 @@ export class PeerLink {
    * connection (onAcked reports it). The numbers restart with each connection.
    */
   sendAcked (batch: Buffer): number {
+    this.writeBatch(FrameType.ACKED_BATCH, batch)
+    return ++this.ackedSent
+  }
+
+  /** One batch in one write (header and batch gathered by cork: one writev). */
+  private writeBatch (type: number, batch: Buffer): void {
     const s = this.socket!
     s.cork()
-    s.write(frameHeader(FrameType.ACKED_BATCH, batch.length))
+    s.write(frameHeader(type, batch.length))
     s.write(batch)
     s.uncork()
-    return ++this.ackedSent
   }
 
   sync (token: number): void {
